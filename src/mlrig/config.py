@@ -1,0 +1,224 @@
+"""One settings object for mlrig, built once (CLI or ASGI entry) and passed down.
+
+Precedence, highest first: explicit overrides (CLI flags, Python API keywords), environment
+(``MLRIG_*``, nested with ``__``), the TOML config file (``mlrig.toml`` or ``--config``), defaults.
+MLflow's own variables (``MLFLOW_TRACKING_URI``, ``MLFLOW_REGISTRY_URI``) keep their meaning and win
+over mlrig's settings for the tracking store.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from mlrig.errors import ConfigError
+
+CONFIG_FILE_NAME = "mlrig.toml"
+
+# Short, documented environment names for the settings people set most often.
+_FLAT_ENV = {
+    "MLRIG_PREDICTIONS_URL": ("predictions", "url"),
+    "MLRIG_ADMIN_TOKEN": ("serving", "admin_token"),
+    "MLRIG_PREDICT_TOKEN": ("serving", "predict_token"),
+}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSettings(_Section):
+    source: str | None = Field(None, description="Path or http(s) URL; None = embedded red wine.")
+    separator: str | None = Field(None, description="CSV separator; None = auto-detect.")
+    target: str = Field("quality", description="Target column.")
+    features: list[str] | None = Field(
+        None, description="Expected feature columns; None = every column but the target."
+    )
+    test_size: float = Field(0.25, gt=0, lt=1, description="Held-out fraction.")
+    split_seed: int = Field(42, description="Seed of the held-out split (kept fixed: fair gate).")
+
+
+class TrainSettings(_Section):
+    alpha: float = Field(0.5, ge=0, description="ElasticNet regularisation strength.")
+    l1_ratio: float = Field(0.5, ge=0, le=1, description="ElasticNet L1/L2 mix.")
+    seed: int = Field(42, description="Estimator random_state.")
+
+
+class TrackingSettings(_Section):
+    uri: str | None = Field(None, description="MLflow tracking URI; default SQLite in home.")
+    registry_uri: str | None = Field(None, description="MLflow registry URI; default = tracking.")
+    experiment: str = Field("mlrig", description="MLflow experiment name.")
+    model_name: str = Field("wine-quality", description="Registered model name.")
+    champion_metric: Literal["rmse", "mae", "r2"] = Field("rmse", description="Gate metric.")
+    promotion_margin: float = Field(
+        0.0, ge=0, description="A challenger must beat the champion by more than this."
+    )
+
+
+class PipelineSettings(_Section):
+    orchestrator: Literal["auto", "prefect", "local"] = Field(
+        "auto", description="auto = Prefect when PREFECT_API_URL is set, else in-process."
+    )
+
+
+class ServingSettings(_Section):
+    model: str | None = Field(None, description="NAME@ALIAS to serve; default MODEL@champion.")
+    host: str = Field("127.0.0.1", description="Bind address.")
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1, description="uvicorn worker processes.")
+    max_batch_rows: int = Field(10_000, ge=1, description="Largest accepted batch.")
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Request size limit.")
+    poll_interval: float = Field(
+        10.0, ge=0, description="Seconds between registry polls for alias moves; 0 = never."
+    )
+    admin_token: SecretStr | None = Field(None, description="Bearer token for /admin/*.")
+    predict_token: SecretStr | None = Field(None, description="Optional token for predictions.")
+
+
+class PredictionsSettings(_Section):
+    url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in home.")
+    commit_interval_ms: float = Field(
+        2.0, ge=0, description="Group-commit window: how long a commit waits for company."
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MLRIG_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    home: Path = Field(Path(".mlrig"), description="Where embedded stores live.")
+    data: DataSettings = DataSettings()
+    train: TrainSettings = TrainSettings()
+    tracking: TrackingSettings = TrackingSettings()
+    pipeline: PipelineSettings = PipelineSettings()
+    serving: ServingSettings = ServingSettings()
+    predictions: PredictionsSettings = PredictionsSettings()
+
+    @property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def tracking_uri(self) -> str:
+        return (
+            os.environ.get("MLFLOW_TRACKING_URI")
+            or self.tracking.uri
+            or f"sqlite:///{self.home_dir / 'mlflow.db'}"
+        )
+
+    @property
+    def registry_uri(self) -> str:
+        return (
+            os.environ.get("MLFLOW_REGISTRY_URI") or self.tracking.registry_uri or self.tracking_uri
+        )
+
+    @property
+    def artifact_root(self) -> Path:
+        return self.home_dir / "artifacts"
+
+    @property
+    def predictions_url(self) -> str:
+        return self.predictions.url or f"sqlite:///{self.home_dir / 'predictions.db'}"
+
+    @property
+    def served_model(self) -> str:
+        return self.serving.model or f"{self.tracking.model_name}@champion"
+
+
+class _DictSource(PydanticBaseSettingsSource):
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._data = data
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return self._data
+
+
+def _flat_env() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, (section, key) in _FLAT_ENV.items():
+        if name in os.environ:
+            out.setdefault(section, {})[key] = os.environ[name]
+    return out
+
+
+def find_config_file(config_file: Path | str | None) -> Path | None:
+    """The explicit file (must exist), else ``./mlrig.toml`` when present, else None."""
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.is_file():
+            raise ConfigError(f"config file {path}: not found")
+        return path
+    default = Path.cwd() / CONFIG_FILE_NAME
+    return default if default.is_file() else None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: not valid TOML ({exc})") from exc
+
+
+def load_settings(
+    config_file: Path | str | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Build the settings from defaults, the config file, the environment and ``overrides``.
+
+    ``overrides`` is nested like the file (``{"train": {"alpha": 0.3}}``); None values are
+    dropped so unset CLI flags do not mask lower layers. Raises ConfigError naming the file and
+    the field on bad input.
+    """
+    path = find_config_file(config_file)
+    file_data = read_config_file(path) if path else {}
+    init = _drop_none(dict(overrides or {}))
+
+    class _Loaded(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (
+                init_settings,
+                env_settings,
+                _DictSource(settings_cls, _flat_env()),
+                _DictSource(settings_cls, file_data),
+            )
+
+    try:
+        return _Loaded(**init)
+    except ValidationError as exc:
+        where = f"config file {path}" if path else "settings"
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{where}: {problems}") from exc
+
+
+def _drop_none(data: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            value = _drop_none(value)
+            if not value:
+                continue
+        if value is not None:
+            out[key] = value
+    return out

@@ -1,0 +1,1 @@
+"""Datasets: reading (paths, URLs, CSV/Parquet), the feature contract, validation, splitting."""

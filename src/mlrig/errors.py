@@ -1,0 +1,43 @@
+"""The mlrig error hierarchy: one root, a few classes per area; messages name the object."""
+
+from __future__ import annotations
+
+
+class MlrigError(Exception):
+    """Root of every error mlrig raises on purpose; the CLI maps it to an exit code."""
+
+    exit_code = 1
+
+
+class ConfigError(MlrigError):
+    """A config file or setting is malformed or inconsistent."""
+
+    exit_code = 2
+
+
+class DataSourceError(MlrigError):
+    """A dataset cannot be read: missing file, unreachable URL, unknown format."""
+
+    exit_code = 3
+
+
+class DataValidationError(MlrigError):
+    """A dataset was read but breaks the feature contract (columns, types, NaNs, target)."""
+
+    exit_code = 3
+
+
+class TrackingError(MlrigError):
+    """The MLflow tracking or registry store refused an operation."""
+
+    exit_code = 4
+
+
+class ModelNotFoundError(TrackingError):
+    """A registered model, version or alias does not exist."""
+
+
+class StoreUnavailableError(MlrigError):
+    """The prediction store cannot be reached or written."""
+
+    exit_code = 5

@@ -1,0 +1,27 @@
+"""Choose how a pipeline runs: through Prefect when an API is configured, else in-process."""
+
+from __future__ import annotations
+
+import os
+
+from mlrig.config import Settings
+from mlrig.pipeline.steps import OnStep, RunResult, train_pipeline
+
+
+def choose_mode(settings: Settings) -> str:
+    """``prefect`` when asked to, or when ``PREFECT_API_URL`` is set; ``local`` otherwise.
+
+    A one-off run never starts Prefect's ephemeral server (+12–20 s, shared/FACTS.md).
+    """
+    wanted = settings.pipeline.orchestrator
+    if wanted == "auto":
+        return "prefect" if os.environ.get("PREFECT_API_URL") else "local"
+    return wanted
+
+
+def run_training(settings: Settings, on_step: OnStep | None = None) -> RunResult:
+    if choose_mode(settings) == "prefect":
+        from mlrig.pipeline.flows import run_with_prefect
+
+        return run_with_prefect(settings, on_step=on_step)
+    return train_pipeline(settings, mode="local", on_step=on_step)

@@ -1,0 +1,42 @@
+"""Load a registered scikit-learn model together with its feature contract."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mlrig.errors import ModelNotFoundError
+from mlrig.tracking.registry import resolve_version
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A fitted estimator plus the registry coordinates and input columns it was logged with."""
+
+    estimator: Any
+    name: str
+    version: str
+    run_id: str | None
+    features: tuple[str, ...]
+
+
+def load_model(client: MlflowClient, ref: str) -> LoadedModel:
+    """Load ``NAME@ALIAS`` / ``NAME/VERSION``, pinned to the version the alias names now."""
+    import mlflow.sklearn
+    from mlflow.models import get_model_info
+
+    name, version = resolve_version(client, ref)
+    uri = f"models:/{name}/{version}"
+    mv = client.get_model_version(name, version)
+    try:
+        info = get_model_info(uri)
+        estimator = mlflow.sklearn.load_model(uri)
+    except Exception as exc:  # MLflow, skops and OS errors all mean the same here
+        raise ModelNotFoundError(f"model {name!r} version {version}: cannot be loaded ({exc})") from exc
+    features: tuple[str, ...] = ()
+    if info.signature is not None and info.signature.inputs is not None:
+        features = tuple(info.signature.inputs.input_names())
+    return LoadedModel(estimator, name, version, mv.run_id, features)

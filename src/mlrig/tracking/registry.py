@@ -1,0 +1,115 @@
+"""The MLflow model registry as mlrig uses it: versions plus the champion/challenger aliases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from mlrig.errors import ModelNotFoundError, TrackingError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+@dataclass(frozen=True)
+class VersionSummary:
+    name: str
+    version: str
+    aliases: tuple[str, ...]
+    run_id: str | None
+    created_ms: int
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def parse_model_ref(ref: str) -> tuple[str, str]:
+    """``NAME@ALIAS`` or ``NAME/VERSION`` (also with a ``models:/`` prefix) → (name, alias|version)."""
+    ref = ref.removeprefix("models:/")
+    for sep in ("@", "/"):
+        if sep in ref:
+            name, _, which = ref.rpartition(sep)
+            if name and which:
+                return name, which
+    raise ModelNotFoundError(f"model reference {ref!r}: expected NAME@ALIAS or NAME/VERSION")
+
+
+def register_version(client: MlflowClient, name: str, model_uri: str, run_id: str) -> str:
+    """Register ``model_uri`` as a new version of ``name`` (created if new); returns the version."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        try:
+            client.get_registered_model(name)
+        except MlflowException:
+            client.create_registered_model(name)
+        mv = client.create_model_version(name, model_uri, run_id=run_id)
+    except MlflowException as exc:
+        raise TrackingError(f"registered model {name!r}: cannot register {model_uri} ({exc})") from exc
+    return str(mv.version)
+
+
+def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
+    """The version ``alias`` points to, or None when the model or the alias does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def set_alias(client: MlflowClient, name: str, alias: str, version: str) -> None:
+    client.set_registered_model_alias(name, alias, version)
+
+
+def delete_alias(client: MlflowClient, name: str, alias: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.delete_registered_model_alias(name, alias)
+    except MlflowException:
+        pass
+
+
+def resolve_version(client: MlflowClient, ref: str) -> tuple[str, str]:
+    """(name, version) for ``NAME@ALIAS`` or ``NAME/VERSION``; ModelNotFoundError if absent."""
+    from mlflow.exceptions import MlflowException
+
+    name, which = parse_model_ref(ref)
+    try:
+        if which.isdigit():
+            return name, str(client.get_model_version(name, which).version)
+        return name, str(client.get_model_version_by_alias(name, which).version)
+    except MlflowException as exc:
+        raise ModelNotFoundError(
+            f"model {name!r}: no {'version' if which.isdigit() else 'alias'} {which!r} in the "
+            f"registry (run `mlrig run` first, or see `mlrig models list`)"
+        ) from exc
+
+
+def list_versions(client: MlflowClient, metric_keys: tuple[str, ...] = ("rmse", "mae", "r2")) -> list[VersionSummary]:
+    """Every registered model version, newest first, with its aliases and key run metrics."""
+    out: list[VersionSummary] = []
+    for model in client.search_registered_models():
+        aliases: dict[str, list[str]] = {}
+        for alias, version in (model.aliases or {}).items():
+            aliases.setdefault(str(version), []).append(alias)
+        for mv in client.search_model_versions(f"name='{model.name}'"):
+            metrics: dict[str, float] = {}
+            if mv.run_id:
+                run_metrics = client.get_run(mv.run_id).data.metrics
+                metrics = {k: run_metrics[k] for k in metric_keys if k in run_metrics}
+            out.append(
+                VersionSummary(
+                    model.name,
+                    str(mv.version),
+                    tuple(sorted(aliases.get(str(mv.version), []))),
+                    mv.run_id,
+                    int(mv.creation_timestamp or 0),
+                    metrics,
+                )
+            )
+    out.sort(key=lambda v: (v.name, -int(v.version)))
+    return out

@@ -1,0 +1,55 @@
+"""Point MLflow at mlrig's tracking and registry stores (embedded SQLite by default)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from mlrig.config import Settings
+from mlrig.errors import TrackingError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+log = logging.getLogger(__name__)
+
+
+def open_client(settings: Settings) -> MlflowClient:
+    """Configure MLflow's process-wide URIs from ``settings`` and return a client.
+
+    Creates the home folder for the embedded SQLite store. MLflow keeps its tracking URI as
+    process state, so this is the single place that sets it.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    if settings.tracking_uri.startswith("sqlite:") or settings.registry_uri.startswith("sqlite:"):
+        settings.home_dir.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.registry_uri)
+    try:
+        return MlflowClient(settings.tracking_uri, settings.registry_uri)
+    except Exception as exc:
+        raise TrackingError(f"tracking store {_redact(settings.tracking_uri)}: {exc}") from exc
+
+
+def ensure_experiment(client: MlflowClient, settings: Settings) -> str:
+    """Id of the configured experiment, created with artifacts under the mlrig home if new."""
+    name = settings.tracking.experiment
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return str(experiment.experiment_id)
+    location = None
+    if settings.tracking_uri.startswith("sqlite:"):
+        location = settings.artifact_root.as_uri()
+    log.info("creating MLflow experiment %s", name)
+    return str(client.create_experiment(name, artifact_location=location))
+
+
+def _redact(uri: str) -> str:
+    """A URI without its password, safe to show in messages and logs."""
+    if "@" in uri and "://" in uri:
+        scheme, rest = uri.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+    return uri

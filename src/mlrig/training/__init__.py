@@ -1,0 +1,1 @@
+"""Model fitting, evaluation and the champion gate: pure functions of data and specs."""
