@@ -35,7 +35,7 @@ def run(
     from mlrig.config import load_settings
     from mlrig.pipeline.runner import run_training
 
-    layered = {
+    layered: dict[str, Any] = {
         "data": {"source": str(data) if data is not None else None, "target": target},
         "train": {"alpha": alpha, "l1_ratio": l1_ratio},
         "tracking": {"experiment": experiment, "model_name": model_name},

@@ -126,7 +126,9 @@ def _parse_csv(name: str, raw: bytes, separator: str | None) -> pd.DataFrame:
     try:
         return pd.read_csv(io.StringIO(text), sep=sep)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-        raise DataSourceError(f"data file {name}: is not valid CSV with separator {sep!r} ({exc})") from exc
+        raise DataSourceError(
+            f"data file {name}: is not valid CSV with separator {sep!r} ({exc})"
+        ) from exc
 
 
 def sniff_separator(text: str) -> str:

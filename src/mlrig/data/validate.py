@@ -71,7 +71,7 @@ def _describe(source: str, failures: pd.DataFrame) -> str:
         col = column if isinstance(column, str) else group["failure_case"].iloc[0]
         if str(check).startswith("dtype("):
             continue  # the coercion failure above already names the column and values
-        text = _CHECK_TEXT.get(str(check).split("(")[0], None)
+        text = _CHECK_TEXT.get(str(check).split("(")[0])
         if text is None and str(check).startswith("coerce_dtype"):
             text = "non-numeric values"
         text = text or str(check)

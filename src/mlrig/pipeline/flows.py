@@ -21,11 +21,13 @@ def run_with_prefect(settings: Settings, on_step: OnStep | None = None) -> RunRe
     def call(fn: Callable[..., Any], *args: Any) -> Any:
         if fn not in tasks:
             # Inputs are DataFrames and models: never cache or hash them.
-            tasks[fn] = task(fn, name=fn.__name__.removesuffix("_step"), cache_policy=NO_CACHE)
+            tasks[fn] = task(name=fn.__name__.removesuffix("_step"), cache_policy=NO_CACHE)(fn)
         return tasks[fn](*args)
 
     @flow(name=FLOW_NAME, log_prints=False, validate_parameters=False)
-    def mlrig_train(data: str, target: str, alpha: float, l1_ratio: float, model_name: str) -> RunResult:
+    def mlrig_train(
+        data: str, target: str, alpha: float, l1_ratio: float, model_name: str
+    ) -> RunResult:
         return train_pipeline(settings, mode="prefect", call=call, on_step=on_step)
 
     return mlrig_train(

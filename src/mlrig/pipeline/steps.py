@@ -20,12 +20,16 @@ from mlrig.data.schema import FeatureSchema
 from mlrig.data.split import Split, split_frame
 from mlrig.data.validate import validate_frame
 from mlrig.errors import TrackingError
-from mlrig.training.evaluate import GateDecision, RegressionMetrics, decide_promotion, regression_metrics
+from mlrig.training.evaluate import (
+    GateDecision,
+    RegressionMetrics,
+    decide_promotion,
+    regression_metrics,
+)
 from mlrig.training.train import ElasticNetSpec, fit_elasticnet
 
 if TYPE_CHECKING:
     import pandas as pd
-    from mlflow import MlflowClient
 
 T = TypeVar("T")
 StepCall = Callable[..., Any]
@@ -132,11 +136,15 @@ def champion_step(settings: Settings, split: Split, schema: FeatureSchema) -> Ch
     return ChampionScore(champion.version, score, "scored on the same held-out split")
 
 
-def gate_step(metrics: RegressionMetrics, champion: ChampionScore, settings: Settings) -> GateDecision:
+def gate_step(
+    metrics: RegressionMetrics, champion: ChampionScore, settings: Settings
+) -> GateDecision:
     metric = settings.tracking.champion_metric
     challenger = getattr(metrics, metric)
     if champion.version is not None and champion.score is None:
-        return GateDecision(False, metric, challenger, None, settings.tracking.promotion_margin, champion.note)
+        return GateDecision(
+            False, metric, challenger, None, settings.tracking.promotion_margin, champion.note
+        )
     return decide_promotion(challenger, champion.score, metric, settings.tracking.promotion_margin)
 
 
@@ -165,8 +173,12 @@ def log_register_step(
     if commit:
         tags["mlflow.source.git.commit"] = commit
     t = settings.train
-    params = {**ElasticNetSpec(t.alpha, t.l1_ratio, t.seed).params(), "target": data.schema.target,
-              "test_size": settings.data.test_size, "split_seed": settings.data.split_seed}
+    params = {
+        **ElasticNetSpec(t.alpha, t.l1_ratio, t.seed).params(),
+        "target": data.schema.target,
+        "test_size": settings.data.test_size,
+        "split_seed": settings.data.split_seed,
+    }
     metric_values = metrics.as_dict()
     if decision.champion is not None:
         metric_values[f"champion_{decision.metric}_same_split"] = decision.champion
@@ -242,7 +254,9 @@ def train_pipeline(
     metrics = step("evaluate", evaluate_step, model, split)
     champion = step("score champion", champion_step, settings, split, data.schema)
     decision = gate_step(metrics, champion, settings)
-    registered = step("log + register", log_register_step, settings, data, split, model, metrics, decision)
+    registered = step(
+        "log + register", log_register_step, settings, data, split, model, metrics, decision
+    )
     promoted = step("promote", promote_step, settings, registered, decision)
     if promoted is not decision.promote:
         raise TrackingError(f"model {settings.tracking.model_name!r}: promotion did not apply")

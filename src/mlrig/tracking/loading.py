@@ -35,7 +35,9 @@ def load_model(client: MlflowClient, ref: str) -> LoadedModel:
         info = get_model_info(uri)
         estimator = mlflow.sklearn.load_model(uri)
     except Exception as exc:  # MLflow, skops and OS errors all mean the same here
-        raise ModelNotFoundError(f"model {name!r} version {version}: cannot be loaded ({exc})") from exc
+        raise ModelNotFoundError(
+            f"model {name!r} version {version}: cannot be loaded ({exc})"
+        ) from exc
     features: tuple[str, ...] = ()
     if info.signature is not None and info.signature.inputs is not None:
         features = tuple(info.signature.inputs.input_names())

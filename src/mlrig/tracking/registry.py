@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -46,7 +47,9 @@ def register_version(client: MlflowClient, name: str, model_uri: str, run_id: st
             client.create_registered_model(name)
         mv = client.create_model_version(name, model_uri, run_id=run_id)
     except MlflowException as exc:
-        raise TrackingError(f"registered model {name!r}: cannot register {model_uri} ({exc})") from exc
+        raise TrackingError(
+            f"registered model {name!r}: cannot register {model_uri} ({exc})"
+        ) from exc
     return str(mv.version)
 
 
@@ -67,10 +70,8 @@ def set_alias(client: MlflowClient, name: str, alias: str, version: str) -> None
 def delete_alias(client: MlflowClient, name: str, alias: str) -> None:
     from mlflow.exceptions import MlflowException
 
-    try:
+    with contextlib.suppress(MlflowException):
         client.delete_registered_model_alias(name, alias)
-    except MlflowException:
-        pass
 
 
 def resolve_version(client: MlflowClient, ref: str) -> tuple[str, str]:
@@ -89,7 +90,9 @@ def resolve_version(client: MlflowClient, ref: str) -> tuple[str, str]:
         ) from exc
 
 
-def list_versions(client: MlflowClient, metric_keys: tuple[str, ...] = ("rmse", "mae", "r2")) -> list[VersionSummary]:
+def list_versions(
+    client: MlflowClient, metric_keys: tuple[str, ...] = ("rmse", "mae", "r2")
+) -> list[VersionSummary]:
     """Every registered model version, newest first, with its aliases and key run metrics."""
     out: list[VersionSummary] = []
     for model in client.search_registered_models():

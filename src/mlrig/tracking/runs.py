@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import subprocess
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -65,8 +66,8 @@ def log_training_run(
 ) -> LoggedRun:
     """Create a finished run holding ``record`` and ``model``; a failure marks the run FAILED."""
     import mlflow
-    import mlflow.data
     import mlflow.sklearn
+    from mlflow.data.pandas_dataset import from_pandas
     from mlflow.models import infer_signature
 
     signature = infer_signature(record.x_example, record.y_example)
@@ -75,9 +76,16 @@ def log_training_run(
         mlflow.log_metrics(record.metrics)
         name = record.data_source.rsplit("/", 1)[-1]
         for frame, context in ((record.train_frame, "training"), (record.eval_frame, "evaluation")):
-            dataset = mlflow.data.from_pandas(
-                frame, source=record.data_source, targets=record.target, name=f"{name}:{context}"
-            )
+            with warnings.catch_warnings():
+                # MLflow registers two identical local-file source classes and warns that a
+                # path "can be interpreted in multiple ways"; either one records the same path.
+                warnings.simplefilter("ignore", UserWarning)
+                dataset = from_pandas(
+                    frame,
+                    source=record.data_source,
+                    targets=record.target,
+                    name=f"{name}:{context}",
+                )
             mlflow.log_input(dataset, context=context)
         info = mlflow.sklearn.log_model(
             model,

@@ -19,7 +19,12 @@ class ElasticNetSpec:
     seed: int = 42
 
     def params(self) -> dict[str, Any]:
-        return {"model": "elasticnet", "alpha": self.alpha, "l1_ratio": self.l1_ratio, "seed": self.seed}
+        return {
+            "model": "elasticnet",
+            "alpha": self.alpha,
+            "l1_ratio": self.l1_ratio,
+            "seed": self.seed,
+        }
 
 
 def fit_elasticnet(x: pd.DataFrame, y: pd.Series, spec: ElasticNetSpec) -> ElasticNet:

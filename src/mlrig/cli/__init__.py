@@ -1,0 +1,1 @@
+"""The ``mlrig`` command line (Typer); one module per command group."""

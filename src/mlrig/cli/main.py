@@ -1,0 +1,58 @@
+"""Entry point: builds the Typer app and maps MlrigError to exit codes, once.
+
+Only Typer and the command modules are imported here; every heavy library (MLflow, Prefect,
+pandas, scikit-learn) is imported inside the command that needs it, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from mlrig import __version__
+from mlrig.cli import models, predictions, run, serve, ui
+from mlrig.errors import MlrigError
+
+app = typer.Typer(
+    name="mlrig",
+    help="mlrig — train, track, register, serve and monitor models on a laptop or a team's servers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("run")(run.run_command)
+app.command("ui")(ui.ui_command)
+app.command("serve")(serve.serve_command)
+app.add_typer(models.app, name="models")
+app.add_typer(predictions.app, name="predictions")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mlrig {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """mlrig — the MLOps loop: ingest, train, track, register, serve, monitor, retrain."""
+
+
+def main() -> None:
+    try:
+        app()
+    except MlrigError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The prediction and feedback store (SQLAlchemy: SQLite or PostgreSQL, group commit)."""

@@ -1,0 +1,1 @@
+"""The model server: framework-free predictor plus the FastAPI app factory."""
