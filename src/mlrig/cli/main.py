@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from mlrig import __version__
+from mlrig._version import __version__
 from mlrig.cli import models, predictions, run, serve, ui
 from mlrig.errors import MlrigError
 

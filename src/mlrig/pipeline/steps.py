@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import mlrig
+from mlrig._version import __version__
 from mlrig.config import Settings
 from mlrig.data.ingest import LoadedTable, load_table
 from mlrig.data.schema import FeatureSchema
@@ -164,7 +164,7 @@ def log_register_step(
     client = open_client(settings)
     experiment_id = ensure_experiment(client, settings)
     tags = {
-        "mlrig.version": mlrig.__version__,
+        "mlrig.version": __version__,
         "mlrig.data_digest": data.digest,
         "mlrig.data_source": data.source,
         **_decision_tags(decision),

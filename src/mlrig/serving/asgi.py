@@ -1,0 +1,41 @@
+"""Build a ready server from settings: store, model, writer, app. Also the uvicorn factory
+for multi-worker mode (each worker builds its own from the environment)."""
+
+from __future__ import annotations
+
+import os
+
+from fastapi import FastAPI
+
+from mlrig.config import Settings, load_settings
+from mlrig.predictions.store import PredictionStore
+from mlrig.predictions.writer import GroupCommitWriter
+from mlrig.serving.app import create_app
+from mlrig.serving.follower import ModelFollower
+
+CONFIG_ENV = "MLRIG_CONFIG_FILE"
+
+
+def build_app(settings: Settings) -> FastAPI:
+    """Load the served model and open the store; raises ModelNotFoundError / StoreUnavailableError."""
+    from mlrig.tracking.loading import load_model
+    from mlrig.tracking.registry import resolve_version
+    from mlrig.tracking.store import open_client
+
+    client = open_client(settings)
+    follower = ModelFollower(
+        settings.served_model,
+        loader=lambda ref: load_model(client, ref),
+        resolver=lambda ref: resolve_version(client, ref)[1],
+        max_rows=settings.serving.max_batch_rows,
+    )
+    follower.load_now()
+    store = PredictionStore(settings.predictions_url)
+    store.create_schema()
+    writer = GroupCommitWriter(store, settings.predictions.commit_interval_ms)
+    return create_app(settings, follower, store, writer)
+
+
+def app() -> FastAPI:
+    """uvicorn factory (``mlrig.serving.asgi:app --factory``): settings from env + config file."""
+    return build_app(load_settings(os.environ.get(CONFIG_ENV)))

@@ -1,0 +1,260 @@
+"""Framework-free prediction: parse request bodies against the model's feature contract,
+build one float64 NumPy array, call the fitted estimator.
+
+The contract (feature names and order) is read once when the model loads, so the hot path
+does no pandas and no pyfunc schema enforcement: plain dict/list checks and one ``np.asarray``.
+Every refusal is a RequestError naming the record index and the field.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+
+from mlrig.tracking.loading import LoadedModel
+
+_NUMBER = (int, float)
+
+
+class RequestError(Exception):
+    """A client error: HTTP ``status``, a message, and where in the body it is."""
+
+    def __init__(
+        self, status: int, message: str, record: int | None = None, field: str | None = None
+    ):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.record = record
+        self.field = field
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"error": self.message}
+        if self.record is not None:
+            out["record"] = self.record
+        if self.field is not None:
+            out["field"] = self.field
+        return out
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Validated rows: ids (client-given or new UUIDs) and an (n, n_features) float64 array."""
+
+    ids: list[str]
+    x: np.ndarray
+
+
+class Predictor:
+    """One loaded model version and its input contract."""
+
+    def __init__(self, model: LoadedModel, max_rows: int) -> None:
+        self.name = model.name
+        self.version = model.version
+        self.features = model.features
+        self.max_rows = max_rows
+        self._index = {f: i for i, f in enumerate(self.features)}
+        self._estimator = model.estimator
+        # Inputs are validated here, positionally, against the signature: sklearn's own
+        # feature-name check would warn on every NumPy call.
+        if list(getattr(self._estimator, "feature_names_in_", self.features)) == list(
+            self.features
+        ):
+            self._estimator.__dict__.pop("feature_names_in_", None)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        import sklearn
+
+        with sklearn.config_context(assume_finite=True):  # JSON cannot carry NaN or inf
+            return np.asarray(self._estimator.predict(x), dtype=np.float64).ravel()
+
+    # --- /predict ------------------------------------------------------------------------------
+
+    def parse_predict(self, body: bytes) -> Batch:
+        """One record object or a list of them; each may carry an ``id``."""
+        data = _loads(body)
+        records = data if isinstance(data, list) else [data]
+        if isinstance(data, dict) and "records" in data and isinstance(data["records"], list):
+            records = data["records"]
+        self._check_size(len(records))
+        ids: list[str] = []
+        x = np.empty((len(records), len(self.features)), dtype=np.float64)
+        seen: set[str] = set()
+        for i, rec in enumerate(records):
+            if not isinstance(rec, dict):
+                raise RequestError(422, f"record {i}: expected a JSON object of features", i)
+            rid = rec.get("id")
+            if rid is None:
+                rid = uuid.uuid4().hex
+            elif not isinstance(rid, (str, int)) or isinstance(rid, bool) or not str(rid):
+                raise RequestError(
+                    422, f"record {i}: 'id' must be a non-empty string or integer", i, "id"
+                )
+            rid = str(rid)
+            if rid in seen:
+                raise RequestError(
+                    422, f"record {i}: duplicate id {rid!r} in this request", i, "id"
+                )
+            seen.add(rid)
+            ids.append(rid)
+            x[i] = self._row_from_mapping(rec, i, allow={"id"})
+        return Batch(ids, x)
+
+    # --- /invocations (MLflow scoring protocol) ------------------------------------------------
+
+    def parse_invocation(self, body: bytes, content_type: str) -> Batch:
+        """MLflow's formats: dataframe_split, dataframe_records, instances, inputs, or text/csv."""
+        kind = content_type.split(";", 1)[0].strip().lower()
+        if kind == "text/csv":
+            return self._from_csv(body)
+        if kind not in ("application/json", ""):
+            raise RequestError(
+                415, f"content type {kind!r} not supported: use application/json or text/csv"
+            )
+        data = _loads(body)
+        if not isinstance(data, dict):
+            raise RequestError(400, _FORMAT_HELP)
+        keys = set(data) & {"dataframe_split", "dataframe_records", "instances", "inputs"}
+        if len(keys) != 1:
+            if {"columns", "data"} <= set(data):  # the MLflow 1.x pandas-split body of the seeds
+                return self._from_split(data)
+            raise RequestError(400, _FORMAT_HELP)
+        key = keys.pop()
+        payload = data[key]
+        if key == "dataframe_split":
+            if not isinstance(payload, dict):
+                raise RequestError(
+                    400, "dataframe_split must be an object with 'columns' and 'data'"
+                )
+            return self._from_split(payload)
+        if isinstance(payload, dict):  # inputs/instances as {column: [values]}
+            return self._from_columns(payload)
+        if not isinstance(payload, list):
+            raise RequestError(400, f"{key} must be a list of records or rows")
+        if payload and all(isinstance(r, list) for r in payload):
+            return self._from_rows(payload, list(self.features))
+        self._check_size(len(payload))
+        x = np.empty((len(payload), len(self.features)), dtype=np.float64)
+        for i, rec in enumerate(payload):
+            if not isinstance(rec, dict):
+                raise RequestError(422, f"record {i}: expected a JSON object of features", i)
+            x[i] = self._row_from_mapping(rec, i, allow=set())
+        return self._new_ids(x)
+
+    def _from_split(self, payload: dict[str, Any]) -> Batch:
+        columns = payload.get("columns", list(self.features))
+        rows = payload.get("data")
+        if not isinstance(columns, list) or not isinstance(rows, list):
+            raise RequestError(
+                400, "dataframe_split needs 'columns' (list) and 'data' (list of rows)"
+            )
+        return self._from_rows(rows, [str(c) for c in columns])
+
+    def _from_rows(self, rows: list[Any], columns: list[str]) -> Batch:
+        self._check_size(len(rows))
+        unknown = [c for c in columns if c not in self._index]
+        if unknown:
+            raise RequestError(
+                422,
+                f"unknown field {unknown[0]!r} (expected {list(self.features)})",
+                None,
+                unknown[0],
+            )
+        missing = [f for f in self.features if f not in columns]
+        if missing:
+            raise RequestError(422, f"missing feature {missing[0]!r}", None, missing[0])
+        if len(set(columns)) != len(columns):
+            raise RequestError(422, "duplicate column names")
+        for i, row in enumerate(rows):
+            if not isinstance(row, list) or len(row) != len(columns):
+                raise RequestError(422, f"record {i}: expected a list of {len(columns)} values", i)
+        for i, row in enumerate(rows):
+            for j, value in enumerate(row):
+                if type(value) not in _NUMBER:
+                    raise RequestError(422, _type_msg(i, columns[j], value), i, columns[j])
+        order = [columns.index(f) for f in self.features]
+        return self._new_ids(np.array(rows, dtype=np.float64)[:, order])
+
+    def _from_columns(self, payload: dict[str, Any]) -> Batch:
+        columns = list(payload)
+        values = [payload[c] for c in columns]
+        if not all(isinstance(v, list) for v in values) or len({len(v) for v in values}) > 1:
+            raise RequestError(400, "column-oriented inputs need equally long lists per column")
+        rows = [list(r) for r in zip(*values, strict=True)] if values else []
+        return self._from_rows(rows, columns)
+
+    def _from_csv(self, body: bytes) -> Batch:
+        try:
+            reader = csv.reader(io.StringIO(body.decode("utf-8-sig")))
+            header = next(reader)
+            rows: list[list[Any]] = []
+            for i, raw in enumerate(reader):
+                try:
+                    rows.append([float(v) for v in raw])
+                except ValueError:
+                    bad = next(j for j, v in enumerate(raw) if not _is_float(v))
+                    col = header[bad] if bad < len(header) else str(bad)
+                    raise RequestError(422, _type_msg(i, col, raw[bad]), i, col) from None
+        except (UnicodeDecodeError, StopIteration) as exc:
+            raise RequestError(400, "text/csv body must be UTF-8 with a header row") from exc
+        return self._from_rows(rows, header)
+
+    # --- shared ---------------------------------------------------------------------------------
+
+    def _row_from_mapping(self, rec: dict[str, Any], i: int, allow: set[str]) -> list[float]:
+        row = []
+        for f in self.features:
+            if f not in rec:
+                raise RequestError(422, f"record {i}: missing feature {f!r}", i, f)
+            value = rec[f]
+            if type(value) not in _NUMBER:
+                raise RequestError(422, _type_msg(i, f, value), i, f)
+            row.append(value)
+        if len(rec) > len(self.features) + sum(1 for a in allow if a in rec):
+            extra = next(k for k in rec if k not in self._index and k not in allow)
+            raise RequestError(422, f"record {i}: unknown field {extra!r}", i, extra)
+        return row
+
+    def _check_size(self, n: int) -> None:
+        if n == 0:
+            raise RequestError(400, "no records in the request body")
+        if n > self.max_rows:
+            raise RequestError(413, f"batch of {n} records exceeds the limit of {self.max_rows}")
+
+    def _new_ids(self, x: np.ndarray) -> Batch:
+        return Batch([uuid.uuid4().hex for _ in range(len(x))], x)
+
+
+_FORMAT_HELP = (
+    'unrecognised body: send {"dataframe_split": {"columns": [...], "data": [[...]]}}, '
+    '{"dataframe_records": [{...}]}, {"instances": [...]} or {"inputs": ...} (MLflow scoring '
+    "protocol), or text/csv with a header row"
+)
+
+
+def _loads(body: bytes) -> Any:
+    if not body.strip():
+        raise RequestError(400, "empty request body: expected JSON")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise RequestError(400, f"body is not valid JSON ({exc})") from exc
+
+
+def _type_msg(i: int, field: str, value: Any) -> str:
+    kind = "null" if value is None else type(value).__name__
+    return f"record {i}: field {field!r} must be a number, got {kind} {orjson.dumps(value).decode()[:40]}"
+
+
+def _is_float(v: str) -> bool:
+    try:
+        float(v)
+    except ValueError:
+        return False
+    return True
