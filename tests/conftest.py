@@ -111,3 +111,71 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+class Server:
+    """A real `mlrig serve` process on 127.0.0.1."""
+
+    def __init__(self, home: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("MLRIG_") and k not in _SCRUB}
+        full_env.update(env or {})
+        self.log = (home.parent / f"serve-{self.port}.log").open("w")
+        self.proc = subprocess.Popen(
+            [MLRIG, "serve", "--home", str(home), "--port", str(self.port), *args],
+            env=full_env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        import time
+
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited {self.proc.returncode}: {self.output()}")
+            try:
+                if httpx.get(f"{self.url}/ready", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"server not ready in {timeout} s: {self.output()}")
+
+    def output(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text()[-3000:]
+
+    def stop(self, sig: int = 15) -> None:
+        import signal
+
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig or signal.SIGTERM)
+            self.proc.wait(timeout=30)
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def trained_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home with one champion (version 1), trained once per session; copy it before writing."""
+    home = tmp_path_factory.mktemp("template") / ".mlrig"
+    done = run_cli("run", "--home", str(home), "--quiet")
+    assert done.returncode == 0, done.stderr
+    return home
+
+
+@pytest.fixture
+def trained_home(trained_template: Path, tmp_path: Path) -> Path:
+    home = tmp_path / "served" / ".mlrig"
+    shutil.copytree(trained_template, home)
+    return home
+
+
+WINE_ROW = {
+    "fixed acidity": 7.4, "volatile acidity": 0.7, "citric acid": 0.0, "residual sugar": 1.9,
+    "chlorides": 0.076, "free sulfur dioxide": 11.0, "total sulfur dioxide": 34.0, "density": 0.9978,
+    "pH": 3.51, "sulphates": 0.56, "alcohol": 9.4,
+}

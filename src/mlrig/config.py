@@ -85,7 +85,7 @@ class ServingSettings(_Section):
 class PredictionsSettings(_Section):
     url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in home.")
     commit_interval_ms: float = Field(
-        2.0, ge=0, description="Group-commit window: how long a commit waits for company."
+        0.0, ge=0, description="Extra wait (ms) for company before a group commit; 0 = commit as soon as the writer is free."
     )
 
 

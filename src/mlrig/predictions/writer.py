@@ -26,7 +26,7 @@ class GroupCommitWriter:
     """Owns the store's write path; ``write`` is awaited from any asyncio event loop."""
 
     def __init__(
-        self, store: PredictionStore, window_ms: float = 2.0, max_rows: int = 20_000
+        self, store: PredictionStore, window_ms: float = 0.0, max_rows: int = 20_000
     ) -> None:
         self._store = store
         self._window_s = window_ms / 1000
