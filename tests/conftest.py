@@ -116,16 +116,23 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 class Server:
     """A real `mlrig serve` process on 127.0.0.1."""
 
-    def __init__(self, home: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, home: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("MLRIG_") and k not in _SCRUB}
+        full_env = {
+            k: v for k, v in os.environ.items() if not k.startswith("MLRIG_") and k not in _SCRUB
+        }
         full_env.update(env or {})
         self.log = (home.parent / f"serve-{self.port}.log").open("w")
         self.proc = subprocess.Popen(
             [MLRIG, "serve", "--home", str(home), "--port", str(self.port), *args],
-            env=full_env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=full_env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def wait_ready(self, timeout: float = 90) -> None:
@@ -175,7 +182,71 @@ def trained_home(trained_template: Path, tmp_path: Path) -> Path:
 
 
 WINE_ROW = {
-    "fixed acidity": 7.4, "volatile acidity": 0.7, "citric acid": 0.0, "residual sugar": 1.9,
-    "chlorides": 0.076, "free sulfur dioxide": 11.0, "total sulfur dioxide": 34.0, "density": 0.9978,
-    "pH": 3.51, "sulphates": 0.56, "alcohol": 9.4,
+    "fixed acidity": 7.4,
+    "volatile acidity": 0.7,
+    "citric acid": 0.0,
+    "residual sugar": 1.9,
+    "chlorides": 0.076,
+    "free sulfur dioxide": 11.0,
+    "total sulfur dioxide": 34.0,
+    "density": 0.9978,
+    "pH": 3.51,
+    "sulphates": 0.56,
+    "alcohol": 9.4,
 }
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throwaway PostgreSQL cluster on 127.0.0.1 (Debian's server binaries; .ci/run installs them)."""
+    import glob
+    import pwd
+    import time
+
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    assert bins, "PostgreSQL server binaries missing: apt-get install postgresql (done by .ci/run)"
+    bindir = Path(bins[-1]).parent
+    root = tmp_path_factory.mktemp("pg")
+    data = root / "data"
+    data.mkdir()
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        pw = pwd.getpwnam("postgres")
+        for p in (root, data):
+            os.chown(p, pw.pw_uid, pw.pw_gid)
+        os.chmod(root, 0o755)
+        for parent in root.parents:  # postgres must be able to reach its data directory
+            if parent == Path("/"):
+                break
+            parent.chmod(parent.stat().st_mode | 0o011)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    subprocess.run(
+        [*as_user, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *as_user,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-w",
+            "-l",
+            str(root / "pg.log"),
+            "-o",
+            f"-p {port} -k {root} -c listen_addresses=127.0.0.1",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+        )
+        time.sleep(0.2)

@@ -85,7 +85,9 @@ class ServingSettings(_Section):
 class PredictionsSettings(_Section):
     url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in home.")
     commit_interval_ms: float = Field(
-        0.0, ge=0, description="Extra wait (ms) for company before a group commit; 0 = commit as soon as the writer is free."
+        0.0,
+        ge=0,
+        description="Extra wait (ms) for company before a group commit; 0 = commit as soon as the writer is free.",
     )
 
 

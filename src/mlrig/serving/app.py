@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import datetime as dt
+import gc
 import hmac
 import logging
 import time
@@ -291,5 +291,3 @@ def _parse_feedback(body: bytes) -> list[tuple[str, float]]:
             raise RequestError(422, f"record {i}: 'actual' must be a number", i, "actual")
         pairs.append((str(item["id"]), float(actual)))
     return pairs
-
-

@@ -1,0 +1,115 @@
+"""The server under stress: alias moves under concurrent load, and kill -9 mid-load."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import WINE_ROW, Server, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+async def _hammer(
+    url: str, stop: threading.Event, results: list[tuple[int, str | None]], conc: int = 16
+) -> None:
+    async with httpx.AsyncClient(timeout=30) as client:
+
+        async def worker() -> None:
+            while not stop.is_set():
+                try:
+                    r = await client.post(f"{url}/predict", json=WINE_ROW)
+                    results.append(
+                        (
+                            r.status_code,
+                            r.json()["predictions"][0]["version"] if r.status_code == 200 else None,
+                        )
+                    )
+                except httpx.HTTPError as exc:
+                    results.append((0, type(exc).__name__))
+
+        await asyncio.gather(*(worker() for _ in range(conc)))
+
+
+def test_champion_moves_are_picked_up_with_zero_failed_requests(trained_home: Path) -> None:
+    srv = Server(trained_home, args=("--poll-interval", "0.5"))
+    try:
+        srv.wait_ready()
+        results: list[tuple[int, str | None]] = []
+        stop = threading.Event()
+        load = threading.Thread(target=lambda: asyncio.run(_hammer(srv.url, stop, results)))
+        load.start()
+        time.sleep(1)
+        done = run_cli(
+            "run", "--home", str(trained_home), "--alpha", "0.01", "--l1-ratio", "0.1", "--quiet"
+        )
+        assert done.returncode == 0 and "champion=yes" in done.stdout, done.stdout + done.stderr
+        deadline = time.monotonic() + 60
+        while (
+            time.monotonic() < deadline and httpx.get(f"{srv.url}/health").json()["version"] != "2"
+        ):
+            time.sleep(0.2)
+        time.sleep(1)
+        stop.set()
+        load.join(60)
+        assert httpx.get(f"{srv.url}/health").json()["version"] == "2"
+        statuses = {s for s, _ in results}
+        assert statuses == {200}, f"failures during swap: {[r for r in results if r[0] != 200][:5]}"
+        versions = [v for _, v in results]
+        assert versions[0] == "1" and versions[-1] == "2" and len(results) > 100
+        # once a request saw version 2, later ones never go back
+        assert "1" not in versions[versions.index("2") + 16 :]
+    finally:
+        srv.stop()
+
+
+async def _fire(url: str, n: int, conc: int, acked: list[str]) -> None:
+    sem = asyncio.Semaphore(conc)
+    async with httpx.AsyncClient(timeout=10) as client:
+
+        async def one(i: int) -> None:
+            async with sem:
+                try:
+                    r = await client.post(f"{url}/predict", json={**WINE_ROW, "id": f"req-{i}"})
+                except httpx.HTTPError:
+                    return
+                if r.status_code == 200:
+                    acked.append(r.json()["predictions"][0]["id"])
+
+        await asyncio.gather(*(one(i) for i in range(n)))
+
+
+def test_every_acknowledged_prediction_survives_kill_9(trained_home: Path) -> None:
+    srv = Server(trained_home)
+    srv.wait_ready()
+    acked: list[str] = []
+    load = threading.Thread(target=lambda: asyncio.run(_fire(srv.url, 20000, 32, acked)))
+    load.start()
+    deadline = time.monotonic() + 60
+    while len(acked) < 1500 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    srv.stop(signal.SIGKILL)  # mid-load, no shutdown hooks
+    load.join(120)
+    assert 1500 <= len(acked) < 20000, len(acked)
+    with sqlite3.connect(trained_home / "predictions.db") as conn:
+        stored = {row[0] for row in conn.execute("select id from predictions")}
+    lost = set(acked) - stored
+    assert not lost, f"{len(lost)} acknowledged predictions lost, e.g. {sorted(lost)[:3]}"
+    restarted = Server(trained_home)  # the store opens cleanly after the crash and keeps logging
+    try:
+        restarted.wait_ready()
+        assert (
+            httpx.post(f"{restarted.url}/predict", json={**WINE_ROW, "id": "after"}).status_code
+            == 200
+        )
+    finally:
+        restarted.stop()
+    with sqlite3.connect(trained_home / "predictions.db") as conn:
+        assert conn.execute("select count(*) from predictions where id='after'").fetchone()[0] == 1

@@ -1,0 +1,75 @@
+"""The framework-free predictor on a real (tiny) fitted scikit-learn model."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import pandas as pd
+import pytest
+from sklearn.linear_model import LinearRegression
+
+from mlrig.serving.predictor import Predictor, RequestError
+from mlrig.tracking.loading import LoadedModel
+
+FEATURES = ("x1", "x2")
+
+
+@pytest.fixture
+def predictor() -> Predictor:
+    frame = pd.DataFrame({"x1": [0.0, 1.0, 2.0, 3.0], "x2": [1.0, 0.0, 1.0, 0.0]})
+    model = LinearRegression().fit(frame, 2 * frame["x1"] + 10 * frame["x2"])
+    return Predictor(LoadedModel(model, "m", "3", None, FEATURES), max_rows=3)
+
+
+def _b(obj: object) -> bytes:
+    return orjson.dumps(obj)
+
+
+def test_records_keep_client_ids_and_feature_order(predictor: Predictor) -> None:
+    batch = predictor.parse_predict(_b([{"x2": 1, "x1": 2.0, "id": "a"}, {"x1": 1, "x2": 0}]))
+    assert batch.ids[0] == "a" and len(batch.ids[1]) == 32
+    np.testing.assert_allclose(predictor.predict(batch.x), [14.0, 2.0])
+
+
+def test_single_object_is_one_record(predictor: Predictor) -> None:
+    assert predictor.parse_predict(_b({"x1": 1, "x2": 1})).x.shape == (1, 2)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field", "record"),
+    [
+        ({"x1": 1}, 422, "x2", 0),
+        ([{"x1": 1, "x2": 1}, {"x1": "1", "x2": 1}], 422, "x1", 1),
+        ({"x1": 1, "x2": 1, "x3": 1}, 422, "x3", 0),
+        ({"x1": 1, "x2": 1, "id": {"a": 1}}, 422, "id", 0),
+        ([{"x1": 1, "x2": 1}] * 4, 413, None, None),
+        ([], 400, None, None),
+    ],
+)
+def test_predict_refusals_name_record_and_field(
+    predictor: Predictor, body: object, status: int, field: str | None, record: int | None
+) -> None:
+    with pytest.raises(RequestError) as err:
+        predictor.parse_predict(_b(body))
+    assert (err.value.status, err.value.field, err.value.record) == (status, field, record)
+
+
+def test_invocation_formats_agree(predictor: Predictor) -> None:
+    bodies = [
+        _b({"dataframe_split": {"columns": ["x2", "x1"], "data": [[1, 2], [0, 1]]}}),
+        _b({"dataframe_records": [{"x1": 2, "x2": 1}, {"x1": 1, "x2": 0}]}),
+        _b({"instances": [[2, 1], [1, 0]]}),
+        _b({"inputs": {"x1": [2, 1], "x2": [1, 0]}}),
+    ]
+    for body in bodies:
+        np.testing.assert_allclose(
+            predictor.predict(predictor.parse_invocation(body, "application/json").x), [14, 2]
+        )
+    csv = predictor.parse_invocation(b"x1,x2\n2,1\n1,0\n", "text/csv; charset=utf-8")
+    np.testing.assert_allclose(predictor.predict(csv.x), [14, 2])
+    with pytest.raises(RequestError, match="'x1' must be a number"):
+        predictor.parse_invocation(b"x1,x2\nabc,1\n", "text/csv")
+    with pytest.raises(RequestError, match="unknown field 'z'"):
+        predictor.parse_invocation(
+            _b({"dataframe_split": {"columns": ["x1", "z"], "data": [[1, 2]]}}), "application/json"
+        )
