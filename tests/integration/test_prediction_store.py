@@ -37,7 +37,7 @@ def _row(i: int, when: dt.datetime | None = None) -> PredictionRow:
         "m",
         "1",
         "predict",
-        '{"a": %d, "b": 0.5}' % i,
+        f'{{"a": {i}, "b": 0.5}}',
         float(i),
         1.0,
     )

@@ -228,7 +228,10 @@ class Predictor:
             raise RequestError(413, f"batch of {n} records exceeds the limit of {self.max_rows}")
 
     def _new_ids(self, x: np.ndarray) -> Batch:
-        return Batch([uuid.uuid4().hex for _ in range(len(x))], x)
+        if len(x) == 1:
+            return Batch([uuid.uuid4().hex], x)
+        base = uuid.uuid4().hex  # one random draw per request: ids are BASE-0 … BASE-(n-1)
+        return Batch([f"{base}-{i}" for i in range(len(x))], x)
 
 
 _FORMAT_HELP = (
