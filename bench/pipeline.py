@@ -23,8 +23,11 @@ BIN = Path(sys.executable).parent
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("MLRIG_", "MLFLOW_")) and k != "PREFECT_API_URL"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MLRIG_", "MLFLOW_")) and k != "PREFECT_API_URL"
+    }
     return env
 
 
@@ -34,9 +37,24 @@ def main() -> None:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="mlrig-bench-"))
     commands = {
-        "plain sklearn script (no tracking)": [sys.executable, str(HERE / "plain_mlflow.py"), str(tmp / "none"), "--no-mlflow"],
-        "plain MLflow script (explicit pip reqs)": [sys.executable, str(HERE / "plain_mlflow.py"), str(tmp / "plain")],
-        "mlrig run (local mode)": [str(BIN / "mlrig"), "run", "--quiet", "--home", str(tmp / "mlrig")],
+        "plain sklearn script (no tracking)": [
+            sys.executable,
+            str(HERE / "plain_mlflow.py"),
+            str(tmp / "none"),
+            "--no-mlflow",
+        ],
+        "plain MLflow script (explicit pip reqs)": [
+            sys.executable,
+            str(HERE / "plain_mlflow.py"),
+            str(tmp / "plain"),
+        ],
+        "mlrig run (local mode)": [
+            str(BIN / "mlrig"),
+            "run",
+            "--quiet",
+            "--home",
+            str(tmp / "mlrig"),
+        ],
     }
     for argv in commands.values():  # warm-up: creates each store and fills OS caches
         subprocess.run(argv, check=True, capture_output=True, env=_env(), cwd=tmp)
@@ -47,8 +65,10 @@ def main() -> None:
             subprocess.run(argv, check=True, capture_output=True, env=_env(), cwd=tmp)
             times[label].append(time.perf_counter() - t0)
     base = statistics.median(times["plain MLflow script (explicit pip reqs)"])
-    print(f"\n`mlrig run` cold vs plain scripts — {args.rounds} alternating rounds, {os.cpu_count()} cores\n")
-    print(f"| command | median s | min s | max s | × plain MLflow |")
+    print(
+        f"\n`mlrig run` cold vs plain scripts — {args.rounds} alternating rounds, {os.cpu_count()} cores\n"
+    )
+    print("| command | median s | min s | max s | × plain MLflow |")
     print("|---|---|---|---|---|")
     for label, values in times.items():
         med = statistics.median(values)

@@ -43,13 +43,19 @@ def main() -> None:
     if mlflow.get_experiment_by_name(name) is None:
         mlflow.create_experiment(name, artifact_location=(store / "artifacts").as_uri())
     mlflow.set_experiment(name)
-    reqs = [f"{p}=={md.version(p)}" for p in ("mlflow", "scikit-learn", "numpy", "scipy", "pandas", "skops")]
+    reqs = [
+        f"{p}=={md.version(p)}"
+        for p in ("mlflow", "scikit-learn", "numpy", "scipy", "pandas", "skops")
+    ]
     with mlflow.start_run() as run:
         mlflow.log_params({"alpha": 0.5, "l1_ratio": 0.5})
         mlflow.log_metrics(metrics)
         info = mlflow.sklearn.log_model(
-            model, name="model", signature=infer_signature(x_train, model.predict(x_train.head(5))),
-            input_example=x_train.head(5), pip_requirements=reqs,
+            model,
+            name="model",
+            signature=infer_signature(x_train, model.predict(x_train.head(5))),
+            input_example=x_train.head(5),
+            pip_requirements=reqs,
         )
     mv = mlflow.register_model(info.model_uri, "plain-wine")
     mlflow.MlflowClient().set_registered_model_alias("plain-wine", "champion", mv.version)

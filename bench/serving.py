@@ -35,8 +35,19 @@ wrk.body = f:read("*a")
 f:close()
 """
 ROW = [7.4, 0.7, 0.0, 1.9, 0.076, 11.0, 34.0, 0.9978, 3.51, 0.56, 9.4]
-COLUMNS = ["fixed acidity", "volatile acidity", "citric acid", "residual sugar", "chlorides",
-           "free sulfur dioxide", "total sulfur dioxide", "density", "pH", "sulphates", "alcohol"]
+COLUMNS = [
+    "fixed acidity",
+    "volatile acidity",
+    "citric acid",
+    "residual sugar",
+    "chlorides",
+    "free sulfur dioxide",
+    "total sulfur dioxide",
+    "density",
+    "pH",
+    "sulphates",
+    "alcohol",
+]
 
 
 def _port() -> int:
@@ -67,9 +78,23 @@ def _ms(text: str) -> float:
 
 def _wrk(url: str, body: Path, conns: int, duration: int, lua: Path) -> dict[str, float]:
     out = subprocess.run(
-        ["wrk", "-t", "1" if conns < 8 else "2", "-c", str(conns), "-d", f"{duration}s", "--latency",
-         "-s", str(lua), url],
-        capture_output=True, text=True, env={**os.environ, "MLRIG_BENCH_BODY": str(body)}, check=True,
+        [
+            "wrk",
+            "-t",
+            "1" if conns < 8 else "2",
+            "-c",
+            str(conns),
+            "-d",
+            f"{duration}s",
+            "--latency",
+            "-s",
+            str(lua),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MLRIG_BENCH_BODY": str(body)},
+        check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
@@ -86,19 +111,57 @@ def main() -> None:
     home = tmp / ".mlrig"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLRIG_", "MLFLOW_"))}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # mlflow execs uvicorn by name
-    subprocess.run([str(BIN / "mlrig"), "run", "--quiet", "--home", str(home)], check=True, env=env, cwd=tmp)
+    subprocess.run(
+        [str(BIN / "mlrig"), "run", "--quiet", "--home", str(home)], check=True, env=env, cwd=tmp
+    )
     uri = f"sqlite:///{home.resolve() / 'mlflow.db'}"
 
     ports = {name: _port() for name in ("mlflow models serve", "mlrig serve", "bare FastAPI")}
     cmds = {
-        "mlflow models serve": [str(BIN / "mlflow"), "models", "serve", "-m", "models:/wine-quality@champion",
-                                "--env-manager", "local", "-h", "127.0.0.1", "-p", str(ports["mlflow models serve"])],
-        "mlrig serve": [str(BIN / "mlrig"), "serve", "--home", str(home), "--port", str(ports["mlrig serve"])],
-        "bare FastAPI": [str(BIN / "uvicorn"), "bare_fastapi:app", "--app-dir", str(HERE), "--port",
-                         str(ports["bare FastAPI"]), "--no-access-log", "--log-level", "warning"],
+        "mlflow models serve": [
+            str(BIN / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            "models:/wine-quality@champion",
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(ports["mlflow models serve"]),
+        ],
+        "mlrig serve": [
+            str(BIN / "mlrig"),
+            "serve",
+            "--home",
+            str(home),
+            "--port",
+            str(ports["mlrig serve"]),
+        ],
+        "bare FastAPI": [
+            str(BIN / "uvicorn"),
+            "bare_fastapi:app",
+            "--app-dir",
+            str(HERE),
+            "--port",
+            str(ports["bare FastAPI"]),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
     }
-    procs = {n: subprocess.Popen(c, env={**env, "MLFLOW_TRACKING_URI": uri}, cwd=tmp, start_new_session=True,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for n, c in cmds.items()}
+    procs = {
+        n: subprocess.Popen(
+            c,
+            env={**env, "MLFLOW_TRACKING_URI": uri},
+            cwd=tmp,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for n, c in cmds.items()
+    }
     lua = tmp / "post.lua"
     lua.write_text(LUA)
     one = tmp / "one.json"
@@ -109,7 +172,9 @@ def main() -> None:
     try:
         for name, port in ports.items():
             _wait(f"http://127.0.0.1:{port}/invocations", procs[name])
-        cells = [("1 row", one, 1, c) for c in (1, 8, 32)] + [("1,000 rows", batch, 1000, c) for c in (1, 8)]
+        cells = [("1 row", one, 1, c) for c in (1, 8, 32)] + [
+            ("1,000 rows", batch, 1000, c) for c in (1, 8)
+        ]
         for label, body, _, conns in cells:
             for name, port in ports.items():
                 url = f"http://127.0.0.1:{port}/invocations"
@@ -123,21 +188,27 @@ def main() -> None:
     with sqlite3.connect(home / "predictions.db") as conn:
         logged = f"{conn.execute('select count(*) from predictions').fetchone()[0]:,}"
 
-    print(f"\nServing benchmark — wrk on 127.0.0.1, {args.duration} s per cell, {os.cpu_count()} cores, "
-          f"1 worker each; mlrig logged {logged} predictions durably\n")
+    print(
+        f"\nServing benchmark — wrk on 127.0.0.1, {args.duration} s per cell, {os.cpu_count()} cores, "
+        f"1 worker each; mlrig logged {logged} predictions durably\n"
+    )
     print("| request | conns | server | req/s | rows/s | p50 ms | p99 ms | non-2xx |")
     print("|---|---|---|---|---|---|---|---|")
     for label, body, rows, conns in cells:
         for name in ports:
             r = results[(name, label, conns)]
-            print(f"| {label} | {conns} | {name} | {r['rps']:,.0f} | {r['rps'] * rows:,.0f} | "
-                  f"{r['p50']:.1f} | {r['p99']:.1f} | {r['errors']:.0f} |")
+            print(
+                f"| {label} | {conns} | {name} | {r['rps']:,.0f} | {r['rps'] * rows:,.0f} | "
+                f"{r['p50']:.1f} | {r['p99']:.1f} | {r['errors']:.0f} |"
+            )
     print("\n| request | conns | mlrig ÷ mlflow (req/s) | mlrig ÷ bare FastAPI (req/s) |")
     print("|---|---|---|---|")
     for label, _, _, conns in cells:
         m = results[("mlrig serve", label, conns)]["rps"]
-        print(f"| {label} | {conns} | {m / results[('mlflow models serve', label, conns)]['rps']:.1f}× | "
-              f"{m / results[('bare FastAPI', label, conns)]['rps']:.0%} |")
+        print(
+            f"| {label} | {conns} | {m / results[('mlflow models serve', label, conns)]['rps']:.1f}× | "
+            f"{m / results[('bare FastAPI', label, conns)]['rps']:.0%} |"
+        )
 
 
 if __name__ == "__main__":

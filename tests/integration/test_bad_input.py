@@ -12,14 +12,6 @@ import pytest
 from tests.conftest import run_cli
 
 
-@pytest.fixture(scope="module")
-def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("trained") / ".mlrig"
-    done = run_cli("run", "--home", str(home), "--json")
-    assert done.returncode == 0, done.stderr
-    return home
-
-
 def _store_counts(home: Path) -> tuple[int, int]:
     from mlflow import MlflowClient
 

@@ -113,3 +113,17 @@ def test_every_acknowledged_prediction_survives_kill_9(trained_home: Path) -> No
         restarted.stop()
     with sqlite3.connect(trained_home / "predictions.db") as conn:
         assert conn.execute("select count(*) from predictions where id='after'").fetchone()[0] == 1
+
+
+def test_two_workers_share_one_store_without_losing_predictions(trained_home: Path) -> None:
+    srv = Server(trained_home, args=("--workers", "2"))
+    try:
+        srv.wait_ready()
+        acked: list[str] = []
+        asyncio.run(_fire(srv.url, 400, 16, acked))
+    finally:
+        srv.stop()
+    assert len(acked) == 400
+    with sqlite3.connect(trained_home / "predictions.db") as conn:
+        stored = {row[0] for row in conn.execute("select id from predictions")}
+    assert set(acked) <= stored

@@ -88,9 +88,21 @@ class PredictionStore:
         for r in rows:
             when = stamps.get(r.created_at)
             if when is None:
-                when = stamps[r.created_at] = _sqlite_stamp(r.created_at) if sqlite else r.created_at
-            params.append((r.id, when, r.model_name, r.model_version, r.endpoint, r.features,
-                           r.prediction, r.latency_ms))
+                when = stamps[r.created_at] = (
+                    _sqlite_stamp(r.created_at) if sqlite else r.created_at
+                )
+            params.append(
+                (
+                    r.id,
+                    when,
+                    r.model_name,
+                    r.model_version,
+                    r.endpoint,
+                    r.features,
+                    r.prediction,
+                    r.latency_ms,
+                )
+            )
         with self.engine.begin() as conn:
             conn.exec_driver_sql(self._insert_sql, params)
 
@@ -159,7 +171,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def _sqlite_stamp(when: dt.datetime) -> str:
     """The text SQLAlchemy's SQLite DateTime type stores (naive UTC), so reads round-trip."""
-    naive = when.astimezone(dt.timezone.utc).replace(tzinfo=None) if when.tzinfo else when
+    naive = when.astimezone(dt.UTC).replace(tzinfo=None) if when.tzinfo else when
     return naive.isoformat(sep=" ", timespec="microseconds")
 
 

@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    import numpy as np
     import numpy.typing as npt
 
 MetricName = Literal["rmse", "mae", "r2"]
@@ -65,8 +64,3 @@ def decide_promotion(
         f"{metric} {challenger:.4f} vs champion {champion:.4f} ({word} is better, margin {margin})"
     )
     return GateDecision(better, metric, challenger, champion, margin, reason)
-
-
-def predict_array(model: object, x: np.ndarray) -> np.ndarray:
-    """Predictions of a fitted estimator as a float 1-D array."""
-    return model.predict(x).astype("float64").ravel()  # type: ignore[attr-defined]
