@@ -194,7 +194,7 @@ def main() -> None:
     )
     print("| request | conns | server | req/s | rows/s | p50 ms | p99 ms | non-2xx |")
     print("|---|---|---|---|---|---|---|---|")
-    for label, body, rows, conns in cells:
+    for label, _body, rows, conns in cells:
         for name in ports:
             r = results[(name, label, conns)]
             print(
