@@ -8,21 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import WINE_ROW, run_cli
 
-FEATURES = [
-    "fixed acidity",
-    "volatile acidity",
-    "citric acid",
-    "residual sugar",
-    "chlorides",
-    "free sulfur dioxide",
-    "total sulfur dioxide",
-    "density",
-    "pH",
-    "sulphates",
-    "alcohol",
-]
+FEATURES = list(WINE_ROW)
 
 
 def _run_json(home: Path, *args: str) -> dict:  # type: ignore[type-arg]
