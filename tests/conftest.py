@@ -5,7 +5,7 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -63,11 +63,30 @@ def run_cli(
     )
 
 
+def wait_http(
+    url: str, proc: subprocess.Popen[bytes], timeout: float, output: Callable[[], str]
+) -> None:
+    """Until GET ``url`` answers 200; fails with the process's output if it dies or times out."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited {proc.returncode}: {output()}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} not ready in {timeout} s: {output()}")
+
+
 @pytest.fixture(scope="session")
 def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One real Prefect server for the session (ephemeral servers cost ≈10–20 s per process)."""
-    import httpx
-
     port = free_port()
     prefect_home = tmp_path_factory.mktemp("prefect-home")
     env = {
@@ -87,22 +106,9 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}/api"
     try:
-        import time
-
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"prefect server exited: {(prefect_home / 'server.log').read_text()[-2000:]}"
-                )
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        else:
-            raise RuntimeError("prefect server did not become healthy in 120 s")
+        wait_http(
+            f"{url}/health", proc, 120, lambda: (prefect_home / "server.log").read_text()[-2000:]
+        )
         yield url
     finally:
         proc.terminate()
@@ -136,21 +142,7 @@ class Server:
         )
 
     def wait_ready(self, timeout: float = 90) -> None:
-        import time
-
-        import httpx
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited {self.proc.returncode}: {self.output()}")
-            try:
-                if httpx.get(f"{self.url}/ready", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(f"server not ready in {timeout} s: {self.output()}")
+        wait_http(f"{self.url}/ready", self.proc, timeout, self.output)
 
     def output(self) -> str:
         self.log.flush()

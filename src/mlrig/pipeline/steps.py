@@ -163,11 +163,12 @@ def log_register_step(
 
     client = open_client(settings)
     experiment_id = ensure_experiment(client, settings)
+    gate_tags = _decision_tags(decision)
     tags = {
         "mlrig.version": __version__,
         "mlrig.data_digest": data.digest,
         "mlrig.data_source": data.source,
-        **_decision_tags(decision),
+        **gate_tags,
     }
     commit = git_commit()
     if commit:
@@ -196,7 +197,7 @@ def log_register_step(
     run = log_training_run(client, experiment_id, record, model, run_name=None)
     name = settings.tracking.model_name
     version = register_version(client, name, run.model_uri, run.run_id)
-    for key, value in _decision_tags(decision).items():
+    for key, value in gate_tags.items():
         client.set_model_version_tag(name, version, key, value)
     set_alias(client, name, CHALLENGER, version)
     return Registered(run.run_id, experiment_id, version)

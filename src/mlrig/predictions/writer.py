@@ -14,12 +14,23 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from mlrig.errors import StoreUnavailableError
 from mlrig.predictions.store import PredictionRow, PredictionStore
 
 log = logging.getLogger(__name__)
-_STOP = object()
+
+
+class _Pending(NamedTuple):
+    """Rows waiting for a commit, and how to wake the request that sent them."""
+
+    rows: Sequence[PredictionRow]
+    future: asyncio.Future[None]
+    loop: asyncio.AbstractEventLoop
+
+
+_STOP = None  # queued by stop(): commit what came before, then end
 
 
 class GroupCommitWriter:
@@ -31,7 +42,7 @@ class GroupCommitWriter:
         self._store = store
         self._window_s = window_ms / 1000
         self._max_rows = max_rows
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="mlrig-group-commit", daemon=True)
         self.commits = 0
         self.rows_written = 0
@@ -49,7 +60,7 @@ class GroupCommitWriter:
         """Return once ``rows`` are committed; raises StoreUnavailableError if they were not."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        self._queue.put((rows, future, loop))
+        self._queue.put(_Pending(rows, future, loop))
         await future
 
     def _loop(self) -> None:
@@ -59,7 +70,7 @@ class GroupCommitWriter:
             if first is _STOP:
                 break
             batch = [first]
-            n = len(first[0])  # type: ignore[index]
+            n = len(first.rows)
             deadline = time.monotonic() + self._window_s
             while n < self._max_rows:
                 timeout = deadline - time.monotonic()
@@ -75,16 +86,11 @@ class GroupCommitWriter:
                     stopping = True
                     break
                 batch.append(item)
-                n += len(item[0])  # type: ignore[index]
-            self._commit(batch)  # type: ignore[arg-type]
+                n += len(item.rows)
+            self._commit(batch)
 
-    def _commit(
-        self,
-        batch: list[
-            tuple[Sequence[PredictionRow], asyncio.Future[None], asyncio.AbstractEventLoop]
-        ],
-    ) -> None:
-        rows = [row for rows, _, _ in batch for row in rows]
+    def _commit(self, batch: list[_Pending]) -> None:
+        rows = [row for pending in batch for row in pending.rows]
         error: Exception | None = None
         try:
             self._store.insert_predictions(rows)
@@ -93,8 +99,8 @@ class GroupCommitWriter:
         except Exception as exc:  # any DB failure: nobody in this batch is acknowledged
             log.error("prediction store write failed (%d rows): %s", len(rows), exc)
             error = StoreUnavailableError(f"prediction store: write failed ({type(exc).__name__})")
-        for _, future, loop in batch:
-            loop.call_soon_threadsafe(_settle, future, error)
+        for pending in batch:
+            pending.loop.call_soon_threadsafe(_settle, pending.future, error)
 
 
 def _settle(future: asyncio.Future[None], error: Exception | None) -> None:

@@ -15,9 +15,11 @@ import gc
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -115,7 +117,7 @@ def create_app(
             raise RequestError(413, f"request body over the limit of {cfg.max_body_bytes} bytes")
         return body
 
-    async def _serve(request: Request, endpoint: str, parse: str) -> Response:
+    async def _serve(request: Request, endpoint: str, protocol: _Protocol) -> Response:
         t0 = time.perf_counter()
         status = 200
         try:
@@ -128,36 +130,15 @@ def create_app(
                 status = 503
                 return _json({"error": "no model loaded yet"}, 503)
             body = await _read(request)
-            if parse == "predict":
-                batch = predictor.parse_predict(body)
-            else:
-                batch = predictor.parse_invocation(body, request.headers.get("content-type", ""))
+            batch = protocol.parse(predictor, body, request.headers.get("content-type", ""))
             preds = predictor.predict(batch.x)
             latency_ms = (time.perf_counter() - t0) * 1000
             await writer.write(_rows(predictor, batch, preds, endpoint, latency_ms))
             metrics.logged.inc(len(batch.ids))
-            if parse == "predict":
-                out = {
-                    "model": predictor.name,
-                    "version": predictor.version,
-                    "predictions": [
-                        {
-                            "id": i,
-                            "prediction": p,
-                            "model": predictor.name,
-                            "version": predictor.version,
-                        }
-                        for i, p in zip(batch.ids, preds.tolist(), strict=True)
-                    ],
-                }
-                return _json(out)
-            return _json({"predictions": preds}, headers={"X-Model-Version": predictor.version})
+            return protocol.answer(predictor, batch, preds)
         except RequestError as err:
             status = err.status
-            body_out = err.as_dict()
-            if parse == "invocations":
-                body_out = {"error_code": "BAD_REQUEST", "message": err.message, **body_out}
-            return _json(body_out, err.status)
+            return _json(protocol.error(err), err.status)
         except StoreUnavailableError as err:
             status = 503
             return _json({"error": str(err)}, 503)
@@ -171,7 +152,7 @@ def create_app(
         openapi_extra=predict_schema(features),
     )
     async def predict(request: Request) -> Response:
-        return await _serve(request, "predict", "predict")
+        return await _serve(request, "predict", _PREDICT)
 
     @app.post(
         "/invocations",
@@ -179,7 +160,7 @@ def create_app(
         openapi_extra=predict_schema(features, invocations=True),
     )
     async def invocations(request: Request) -> Response:
-        return await _serve(request, "invocations", "invocations")
+        return await _serve(request, "invocations", _INVOCATIONS)
 
     @app.post(
         "/feedback",
@@ -248,6 +229,44 @@ def create_app(
         )
 
     return app
+
+
+@dataclass(frozen=True)
+class _Protocol:
+    """How one prediction route reads a body, answers, and words its errors."""
+
+    parse: Callable[[Predictor, bytes, str], Batch]
+    answer: Callable[[Predictor, Batch, np.ndarray], Response]
+    error: Callable[[RequestError], dict[str, Any]]
+
+
+def _answer_predict(p: Predictor, batch: Batch, preds: np.ndarray) -> Response:
+    return _json(
+        {
+            "model": p.name,
+            "version": p.version,
+            "predictions": [
+                {"id": i, "prediction": y, "model": p.name, "version": p.version}
+                for i, y in zip(batch.ids, preds.tolist(), strict=True)
+            ],
+        }
+    )
+
+
+def _answer_invocations(p: Predictor, _batch: Batch, preds: np.ndarray) -> Response:
+    return _json({"predictions": preds}, headers={"X-Model-Version": p.version})
+
+
+def _mlflow_error(err: RequestError) -> dict[str, Any]:
+    return {"error_code": "BAD_REQUEST", "message": err.message, **err.as_dict()}
+
+
+_PREDICT = _Protocol(
+    lambda p, body, _ctype: p.parse_predict(body), _answer_predict, RequestError.as_dict
+)
+_INVOCATIONS = _Protocol(
+    lambda p, body, ctype: p.parse_invocation(body, ctype), _answer_invocations, _mlflow_error
+)
 
 
 def _rows(

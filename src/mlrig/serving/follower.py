@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from mlrig.serving.predictor import Predictor
 from mlrig.tracking.loading import LoadedModel
+from mlrig.tracking.registry import parse_model_ref
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class ModelFollower:
             version = await asyncio.to_thread(self._resolve, self.ref)
             if self.current is not None and version == self.current.version:
                 return False
-            name = self.ref.split("@", 1)[0].split("/", 1)[0]
+            name = parse_model_ref(self.ref)[0]
             model = await asyncio.to_thread(self._load, f"{name}/{version}")
             old = self.current.version if self.current else None
             self.current = Predictor(model, self._max_rows)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlrig.errors import ModelNotFoundError
-from mlrig.tracking.registry import resolve_version
+from mlrig.tracking.registry import model_version
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -28,9 +28,9 @@ def load_model(client: MlflowClient, ref: str) -> LoadedModel:
     import mlflow.sklearn
     from mlflow.models import get_model_info
 
-    name, version = resolve_version(client, ref)
+    mv = model_version(client, ref)
+    name, version = str(mv.name), str(mv.version)
     uri = f"models:/{name}/{version}"
-    mv = client.get_model_version(name, version)
     try:
         info = get_model_info(uri)
         estimator = mlflow.sklearn.load_model(uri)

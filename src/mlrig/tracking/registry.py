@@ -10,6 +10,7 @@ from mlrig.errors import ModelNotFoundError, TrackingError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -76,13 +77,19 @@ def delete_alias(client: MlflowClient, name: str, alias: str) -> None:
 
 def resolve_version(client: MlflowClient, ref: str) -> tuple[str, str]:
     """(name, version) for ``NAME@ALIAS`` or ``NAME/VERSION``; ModelNotFoundError if absent."""
+    mv = model_version(client, ref)
+    return str(mv.name), str(mv.version)
+
+
+def model_version(client: MlflowClient, ref: str) -> ModelVersion:
+    """The registry entry ``NAME@ALIAS`` or ``NAME/VERSION`` names; ModelNotFoundError if absent."""
     from mlflow.exceptions import MlflowException
 
     name, which = parse_model_ref(ref)
     try:
         if which.isdigit():
-            return name, str(client.get_model_version(name, which).version)
-        return name, str(client.get_model_version_by_alias(name, which).version)
+            return client.get_model_version(name, which)
+        return client.get_model_version_by_alias(name, which)
     except MlflowException as exc:
         raise ModelNotFoundError(
             f"model {name!r}: no {'version' if which.isdigit() else 'alias'} {which!r} in the "

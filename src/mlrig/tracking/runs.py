@@ -95,8 +95,3 @@ def log_training_run(
             pip_requirements=pip_requirements(),
         )
     return LoggedRun(run.info.run_id, info.model_uri, experiment_id)
-
-
-def set_run_tags(client: MlflowClient, run_id: str, tags: dict[str, str]) -> None:
-    for key, value in tags.items():
-        client.set_tag(run_id, key, value)
