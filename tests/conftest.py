@@ -242,3 +242,19 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             capture_output=True,
         )
         time.sleep(0.2)
+
+
+def stored_predictions(home: Path):  # type: ignore[no-untyped-def]
+    """The prediction log a server on ``home`` wrote, one row per prediction (a DataFrame)."""
+    from mlrig.predictions.store import PredictionStore
+
+    store = PredictionStore(f"sqlite:///{home / 'predictions.db'}")
+    try:
+        return store.read_frame()
+    finally:
+        store.close()
+
+
+def stored_ids(home: Path) -> set[str]:
+    frame = stored_predictions(home)
+    return set(frame["id"]) if len(frame) else set()

@@ -7,11 +7,13 @@ import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 
 from mlrig.errors import StoreUnavailableError
-from mlrig.predictions.store import PredictionRow, PredictionStore, metadata
+from mlrig.predictions.records import PredictionBatch, generated_ids, new_batch_id
+from mlrig.predictions.store import PredictionStore, metadata
 from mlrig.predictions.writer import GroupCommitWriter
 from tests.conftest import WINE_ROW, Server
 
@@ -30,53 +32,83 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Prediction
     s.close()
 
 
-def _row(i: int, when: dt.datetime | None = None) -> PredictionRow:
-    return PredictionRow(
-        f"id-{i}",
+def _batch(
+    n: int = 1, ids: list[str] | None = None, when: dt.datetime | None = None
+) -> PredictionBatch:
+    batch_id = new_batch_id()
+    x = np.arange(n * 2, dtype=np.float64).reshape(n, 2)
+    return PredictionBatch(
+        batch_id,
+        ids or generated_ids(batch_id, n),
+        ids is not None,
         when or dt.datetime.now(dt.UTC),
         "m",
         "1",
         "predict",
-        f'{{"a": {i}, "b": 0.5}}',
-        float(i),
+        ("a", "b"),
+        x,
+        x[:, 0] * 10,
         1.0,
     )
+
+
+def _ids(store: PredictionStore) -> set[str]:
+    frame = store.read_frame()
+    return set(frame["id"]) if len(frame) else set()
 
 
 def test_group_commit_shares_transactions_and_loses_nothing(store: PredictionStore) -> None:
     writer = GroupCommitWriter(store)
     writer.start()
+    batches = [_batch(1 + i % 3) for i in range(300)]
 
     async def many() -> None:
-        await asyncio.gather(*(writer.write([_row(i)]) for i in range(300)))
+        await asyncio.gather(*(writer.write([b]) for b in batches))
 
     asyncio.run(many())
     writer.stop()
-    assert store.ids() == {f"id-{i}" for i in range(300)}
-    assert writer.rows_written == 300
+    expected = {pid for b in batches for pid in b.ids}
+    assert _ids(store) == expected
+    assert store.count() == writer.rows_written == len(expected)
     assert writer.commits < 300  # concurrent requests shared commits
 
 
-def test_retried_id_keeps_its_first_prediction_without_failing_the_batch(
-    store: PredictionStore,
-) -> None:
-    store.insert_predictions([_row(1)])
-    store.insert_predictions([_row(1), _row(2)])
-    assert store.count() == 2
-    frame = store.read_frame()
-    assert frame.set_index("id").loc["id-1", "prediction"] == 1.0
+def test_rows_come_back_one_per_prediction_with_features(store: PredictionStore) -> None:
+    b = _batch(3)
+    store.insert_batches([b])
+    frame = store.read_frame().set_index("id")
+    assert list(frame.index) == b.ids
+    assert frame.loc[b.ids[2], "a"] == 4.0 and frame.loc[b.ids[2], "b"] == 5.0
+    assert frame.loc[b.ids[2], "prediction"] == 40.0
+    assert frame.loc[b.ids[2], "model_version"] == "1"
+
+
+def test_retried_client_id_keeps_its_first_prediction(store: PredictionStore) -> None:
+    store.insert_batches([_batch(1, ["ride-1"])])
+    store.insert_batches([_batch(2, ["ride-1", "ride-2"])])
+    assert store.missing_ids(["ride-1", "ride-2", "ride-3"]) == ["ride-3"]
+    store.add_feedback([("ride-1", 7.0)])
+    assert store.read_frame().set_index("id").loc["ride-2", "prediction"] == 20.0
+
+
+def test_generated_ids_resolve_without_an_index_row(store: PredictionStore) -> None:
+    b = _batch(2)
+    store.insert_batches([b])
+    unknown_row = f"{b.batch_id}-2"
+    unknown_batch = f"{new_batch_id()}-0"
+    assert store.missing_ids([*b.ids, unknown_row, unknown_batch]) == [unknown_row, unknown_batch]
 
 
 def test_feedback_export_and_since(store: PredictionStore) -> None:
-    old = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
-    store.insert_predictions([_row(1, old), _row(2), _row(3)])
-    assert store.missing_ids(["id-1", "nope"]) == ["nope"]
-    store.add_feedback([("id-2", 5.0)])
-    store.add_feedback([("id-2", 6.0)])  # corrected ground truth replaces the old one
+    old = _batch(1, when=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+    new = _batch(2)
+    store.insert_batches([old, new])
+    store.add_feedback([(new.ids[0], 5.0)])
+    store.add_feedback([(new.ids[0], 6.0)])  # corrected ground truth replaces the old one
     frame = store.read_frame(since=dt.datetime(2021, 1, 1, tzinfo=dt.UTC)).set_index("id")
-    assert sorted(frame.index) == ["id-2", "id-3"]
-    assert frame.loc["id-2", "actual"] == 6.0
-    assert frame.loc["id-3", "a"] == 3
+    assert sorted(frame.index) == sorted(new.ids)
+    assert frame.loc[new.ids[0], "actual"] == 6.0
+    assert np.isnan(frame.loc[new.ids[1], "actual"])
 
 
 def test_unreachable_database_fails_the_write_not_silently(tmp_path: Path) -> None:
@@ -90,7 +122,7 @@ def test_unreachable_database_fails_the_write_not_silently(tmp_path: Path) -> No
     writer = GroupCommitWriter(store)
     writer.start()
     with pytest.raises(StoreUnavailableError, match="write failed"):
-        asyncio.run(writer.write([_row(1)]))
+        asyncio.run(writer.write([_batch()]))
     writer.stop()
 
 
@@ -98,6 +130,7 @@ def test_unreachable_database_fails_the_write_not_silently(tmp_path: Path) -> No
 def test_server_logs_to_postgresql_when_configured(trained_home: Path, postgres_url: str) -> None:
     engine = sa.create_engine(postgres_url)
     metadata.drop_all(engine)
+    engine.dispose()
     srv = Server(trained_home, env={"MLRIG_PREDICTIONS_URL": postgres_url})
     try:
         srv.wait_ready()
@@ -110,11 +143,8 @@ def test_server_logs_to_postgresql_when_configured(trained_home: Path, postgres_
         )
     finally:
         srv.stop()
-    with engine.connect() as conn:
-        assert (
-            conn.execute(sa.text("select model_version from predictions where id='pg-1'")).scalar()
-            == "1"
-        )
-        assert conn.execute(sa.text("select actual from feedback where id='pg-1'")).scalar() == 6.0
+    store = PredictionStore(postgres_url)
+    row = store.read_frame().set_index("id").loc["pg-1"]
+    store.close()
+    assert row["model_version"] == "1" and row["actual"] == 6.0 and row["alcohol"] == 9.4
     assert not (trained_home / "predictions.db").exists()
-    engine.dispose()

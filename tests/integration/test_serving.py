@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sqlite3
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import WINE_ROW, Server, run_cli
+from tests.conftest import WINE_ROW, Server, run_cli, stored_predictions
 
 FEATURES = list(WINE_ROW)
 
@@ -35,8 +35,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, trained_template: Path) -> 
 
 
 def _logged(server: Server) -> int:
-    with sqlite3.connect(server.home / "predictions.db") as conn:
-        return int(conn.execute("select count(*) from predictions").fetchone()[0])
+    return len(stored_predictions(server.home))
 
 
 def _reference(rows: list[dict[str, float]], home: Path) -> np.ndarray:
@@ -119,21 +118,19 @@ def test_predict_single_and_batch_return_ids_and_version(server: Server) -> None
     )
     batch = httpx.post(f"{server.url}/predict", json=[{**WINE_ROW, "id": 42}, ROWS[1]]).json()
     ids = [p["id"] for p in batch["predictions"]]
-    assert ids[0] == "42" and len(ids[1]) == 32  # server-assigned UUID
+    assert ids[0] == "42" and re.fullmatch(r"[0-9a-f]{32}-1", ids[1])  # server-assigned
     np.testing.assert_allclose(
         [p["prediction"] for p in batch["predictions"]], _reference(ROWS, server.home)
     )
-    with sqlite3.connect(server.home / "predictions.db") as conn:
-        row = conn.execute(
-            "select model_name, model_version, endpoint, features, prediction, latency_ms "
-            "from predictions where id = ?",
-            (ids[1],),
-        ).fetchone()
-    assert row[:3] == ("wine-quality", "1", "predict")
-    assert '"alcohol":12.8' in row[3] and row[4] == pytest.approx(
-        batch["predictions"][1]["prediction"]
+    row = stored_predictions(server.home).set_index("id").loc[ids[1]]
+    assert (row["model_name"], row["model_version"], row["endpoint"]) == (
+        "wine-quality",
+        "1",
+        "predict",
     )
-    assert row[5] > 0
+    assert row["alcohol"] == 12.8 and row["pH"] == 3.1
+    assert row["prediction"] == pytest.approx(batch["predictions"][1]["prediction"])
+    assert row["latency_ms"] > 0
 
 
 @pytest.mark.parametrize(
@@ -286,8 +283,7 @@ def test_admin_is_disabled_without_a_token_and_predict_token_is_enforced(
         assert ok.status_code == 200
     finally:
         srv.stop()
-    with sqlite3.connect(trained_home / "predictions.db") as conn:
-        assert conn.execute("select count(*) from predictions").fetchone()[0] == 1
+    assert len(stored_predictions(trained_home)) == 1
 
 
 def test_serve_without_a_champion_exits_with_a_clear_error(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import WINE_ROW, Server, run_cli
+from tests.conftest import WINE_ROW, Server, run_cli, stored_ids
 
 pytestmark = pytest.mark.slow
 
@@ -98,8 +97,7 @@ def test_every_acknowledged_prediction_survives_kill_9(trained_home: Path) -> No
     srv.stop(signal.SIGKILL)  # mid-load, no shutdown hooks
     load.join(120)
     assert 1500 <= len(acked) < 20000, len(acked)
-    with sqlite3.connect(trained_home / "predictions.db") as conn:
-        stored = {row[0] for row in conn.execute("select id from predictions")}
+    stored = stored_ids(trained_home)
     lost = set(acked) - stored
     assert not lost, f"{len(lost)} acknowledged predictions lost, e.g. {sorted(lost)[:3]}"
     restarted = Server(trained_home)  # the store opens cleanly after the crash and keeps logging
@@ -111,8 +109,7 @@ def test_every_acknowledged_prediction_survives_kill_9(trained_home: Path) -> No
         )
     finally:
         restarted.stop()
-    with sqlite3.connect(trained_home / "predictions.db") as conn:
-        assert conn.execute("select count(*) from predictions where id='after'").fetchone()[0] == 1
+    assert "after" in stored_ids(trained_home)
 
 
 def test_two_workers_share_one_store_without_losing_predictions(trained_home: Path) -> None:
@@ -124,6 +121,5 @@ def test_two_workers_share_one_store_without_losing_predictions(trained_home: Pa
     finally:
         srv.stop()
     assert len(acked) == 400
-    with sqlite3.connect(trained_home / "predictions.db") as conn:
-        stored = {row[0] for row in conn.execute("select id from predictions")}
+    stored = stored_ids(trained_home)
     assert set(acked) <= stored

@@ -1,58 +1,62 @@
 """The prediction + feedback store: one SQLAlchemy schema for SQLite and PostgreSQL.
 
-Writes are batched by the caller (see writer.py); a retried request id keeps its first
-prediction (insert … on conflict do nothing) so one duplicate never fails a shared commit.
+One ``prediction_requests`` row per answered request (see records.py); client-chosen ids get
+a ``prediction_ids`` row so feedback can find them. Writes come batched from writer.py and
+go through the DB-API's executemany: SQLAlchemy's per-row parameter processing cost more than
+the commit itself. A retried client id keeps its first prediction (on conflict do nothing),
+so one duplicate never fails a shared commit.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import orjson
 import sqlalchemy as sa
 
 from mlrig.errors import StoreUnavailableError
+from mlrig.predictions.records import PredictionBatch, generated_ids, parse_generated_id
 
 if TYPE_CHECKING:
     import pandas as pd
 
 metadata = sa.MetaData()
 
-predictions = sa.Table(
-    "predictions",
+requests = sa.Table(
+    "prediction_requests",
     metadata,
-    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("batch_id", sa.String(64), primary_key=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
     sa.Column("model_name", sa.String(256), nullable=False),
     sa.Column("model_version", sa.String(32), nullable=False),
     sa.Column("endpoint", sa.String(32), nullable=False),
-    sa.Column("features", sa.Text, nullable=False),  # JSON object: feature -> value
-    sa.Column("prediction", sa.Float, nullable=False),
+    sa.Column("n_rows", sa.Integer, nullable=False),
+    sa.Column("feature_names", sa.Text, nullable=False),  # JSON list
+    sa.Column("features", sa.Text, nullable=False),  # JSON matrix, n_rows × len(feature_names)
+    sa.Column("predictions", sa.Text, nullable=False),  # JSON list of n_rows floats
+    sa.Column("ids", sa.Text, nullable=True),  # JSON list when the client chose ids, else derived
     sa.Column("latency_ms", sa.Float, nullable=False),
+)
+
+prediction_ids = sa.Table(
+    "prediction_ids",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("batch_id", sa.String(64), nullable=False),
+    sa.Column("row", sa.Integer, nullable=False),
 )
 
 feedback = sa.Table(
     "feedback",
     metadata,
-    sa.Column("id", sa.String(128), sa.ForeignKey("predictions.id"), primary_key=True),
+    sa.Column("id", sa.String(128), primary_key=True),
     sa.Column("actual", sa.Float, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
-
-
-@dataclass(frozen=True)
-class PredictionRow:
-    id: str
-    created_at: dt.datetime
-    model_name: str
-    model_version: str
-    endpoint: str
-    features: str
-    prediction: float
-    latency_ms: float
 
 
 class PredictionStore:
@@ -68,7 +72,10 @@ class PredictionStore:
             raise StoreUnavailableError(f"prediction store {_safe(url)}: {exc}") from exc
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        self._insert_sql = self._dialect_insert_sql()
+        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        self._insert_requests = _insert_sql(requests, mark, "batch_id")
+        self._insert_ids = _insert_sql(prediction_ids, mark, "id")
+        self._names_json: dict[tuple[str, ...], str] = {}
 
     def create_schema(self) -> None:
         try:
@@ -76,42 +83,62 @@ class PredictionStore:
         except sa.exc.SQLAlchemyError as exc:
             raise StoreUnavailableError(f"prediction store {_safe(self.url)}: {exc}") from exc
 
-    def insert_predictions(self, rows: Sequence[PredictionRow]) -> None:
-        """Insert ``rows`` in one transaction; committed (durable) when this returns."""
-        if not rows:
+    def insert_batches(self, batches: Sequence[PredictionBatch]) -> None:
+        """Insert ``batches`` in one transaction; committed (durable) when this returns."""
+        if not batches:
             return
-        # The DB-API's executemany on plain tuples: SQLAlchemy's per-row parameter processing
-        # cost more than the commit itself for 1,000-row batches.
         sqlite = self.engine.dialect.name == "sqlite"
-        stamps: dict[dt.datetime, Any] = {}
-        params = []
-        for r in rows:
-            when = stamps.get(r.created_at)
-            if when is None:
-                when = stamps[r.created_at] = (
-                    _sqlite_stamp(r.created_at) if sqlite else r.created_at
-                )
-            params.append(
+        rows: list[tuple[Any, ...]] = []
+        id_rows: list[tuple[str, str, int]] = []
+        for b in batches:
+            names = self._names_json.get(b.feature_names)
+            if names is None:
+                names = self._names_json[b.feature_names] = orjson.dumps(b.feature_names).decode()
+            rows.append(
                 (
-                    r.id,
-                    when,
-                    r.model_name,
-                    r.model_version,
-                    r.endpoint,
-                    r.features,
-                    r.prediction,
-                    r.latency_ms,
+                    b.batch_id,
+                    _sqlite_stamp(b.created_at) if sqlite else b.created_at,
+                    b.model_name,
+                    b.model_version,
+                    b.endpoint,
+                    b.n_rows,
+                    names,
+                    orjson.dumps(
+                        np.ascontiguousarray(b.x), option=orjson.OPT_SERIALIZE_NUMPY
+                    ).decode(),
+                    orjson.dumps(
+                        np.ascontiguousarray(b.predictions), option=orjson.OPT_SERIALIZE_NUMPY
+                    ).decode(),
+                    orjson.dumps(b.ids).decode() if b.client_ids else None,
+                    b.latency_ms,
                 )
             )
+            if b.client_ids:
+                id_rows.extend((pid, b.batch_id, i) for i, pid in enumerate(b.ids))
         with self.engine.begin() as conn:
-            conn.exec_driver_sql(self._insert_sql, params)
+            conn.exec_driver_sql(self._insert_requests, rows)
+            if id_rows:
+                conn.exec_driver_sql(self._insert_ids, id_rows)
 
     def missing_ids(self, ids: Iterable[str]) -> list[str]:
+        """The prediction ids among ``ids`` that the store does not hold."""
         wanted = list(dict.fromkeys(ids))
         with self.engine.connect() as conn:
             found = set(
-                conn.scalars(sa.select(predictions.c.id).where(predictions.c.id.in_(wanted)))
+                conn.scalars(sa.select(prediction_ids.c.id).where(prediction_ids.c.id.in_(wanted)))
             )
+            generated = {i: parse_generated_id(i) for i in wanted if i not in found}
+            batch_ids = {g[0] for g in generated.values() if g is not None}
+            sizes: dict[str, int] = {}
+            if batch_ids:
+                query = sa.select(requests.c.batch_id, requests.c.n_rows)
+                for batch_id, n_rows in conn.execute(
+                    query.where(requests.c.batch_id.in_(batch_ids))
+                ):
+                    sizes[batch_id] = int(n_rows)
+        for pid, parsed in generated.items():
+            if parsed is not None and parsed[1] < sizes.get(parsed[0], 0):
+                found.add(pid)
         return [i for i in wanted if i not in found]
 
     def add_feedback(self, pairs: Sequence[tuple[str, float]]) -> None:
@@ -124,41 +151,64 @@ class PredictionStore:
             )
 
     def count(self) -> int:
+        """Logged predictions (rows, not requests)."""
         with self.engine.connect() as conn:
-            return int(conn.scalar(sa.select(sa.func.count()).select_from(predictions)) or 0)
-
-    def ids(self) -> set[str]:
-        with self.engine.connect() as conn:
-            return set(conn.scalars(sa.select(predictions.c.id)))
+            return int(
+                conn.scalar(sa.select(sa.func.coalesce(sa.func.sum(requests.c.n_rows), 0))) or 0
+            )
 
     def read_frame(self, since: dt.datetime | None = None) -> pd.DataFrame:
-        """Predictions joined to feedback (``actual`` NaN when none), features as columns."""
-        import orjson
+        """One row per prediction, oldest first: id, request columns, one column per feature,
+        ``prediction``, and ``actual``/``feedback_at`` (NaN when no feedback yet)."""
         import pandas as pd
 
-        query = (
-            sa.select(predictions, feedback.c.actual, feedback.c.created_at.label("feedback_at"))
-            .select_from(predictions.outerjoin(feedback))
-            .order_by(predictions.c.created_at)
-        )
+        query = sa.select(requests).order_by(requests.c.created_at)
         if since is not None:
-            query = query.where(predictions.c.created_at >= since)
+            query = query.where(requests.c.created_at >= since)
         with self.engine.connect() as conn:
-            frame = pd.DataFrame(conn.execute(query).mappings().all())
-        if frame.empty:
-            return frame
-        feats = pd.DataFrame([orjson.loads(f) for f in frame.pop("features")], index=frame.index)
-        return pd.concat([frame, feats], axis=1)
+            batches = conn.execute(query).mappings().all()
+            truth = pd.DataFrame(
+                conn.execute(
+                    sa.select(
+                        feedback.c.id, feedback.c.actual, feedback.c.created_at.label("feedback_at")
+                    )
+                ).all(),
+                columns=["id", "actual", "feedback_at"],
+            )
+        if not batches:
+            return pd.DataFrame()
+        parts = []
+        for b in batches:
+            n = int(b["n_rows"])
+            part = pd.DataFrame(
+                orjson.loads(b["features"]), columns=orjson.loads(b["feature_names"])
+            )
+            part.insert(
+                0, "id", orjson.loads(b["ids"]) if b["ids"] else generated_ids(b["batch_id"], n)
+            )
+            for col in (
+                "batch_id",
+                "created_at",
+                "model_name",
+                "model_version",
+                "endpoint",
+                "latency_ms",
+            ):
+                part.insert(len(part.columns), col, b[col])
+            part["prediction"] = orjson.loads(b["predictions"])
+            parts.append(part)
+        frame = pd.concat(parts, ignore_index=True)
+        return frame.merge(truth, on="id", how="left")
 
     def close(self) -> None:
         self.engine.dispose()
 
-    def _dialect_insert_sql(self) -> str:
-        """INSERT … ON CONFLICT (id) DO NOTHING in the driver's own parameter style."""
-        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
-        cols = ", ".join(c.name for c in predictions.columns)
-        marks = ", ".join([mark] * len(predictions.columns))
-        return f"INSERT INTO predictions ({cols}) VALUES ({marks}) ON CONFLICT (id) DO NOTHING"
+
+def _insert_sql(table: sa.Table, mark: str, key: str) -> str:
+    """INSERT … ON CONFLICT (key) DO NOTHING in the driver's own parameter style."""
+    cols = ", ".join(f'"{c.name}"' for c in table.columns)
+    marks = ", ".join([mark] * len(table.columns))
+    return f"INSERT INTO {table.name} ({cols}) VALUES ({marks}) ON CONFLICT ({key}) DO NOTHING"
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

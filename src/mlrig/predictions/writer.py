@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from mlrig.errors import StoreUnavailableError
-from mlrig.predictions.store import PredictionRow, PredictionStore
+from mlrig.predictions.records import PredictionBatch
+from mlrig.predictions.store import PredictionStore
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 class _Pending(NamedTuple):
     """Rows waiting for a commit, and how to wake the request that sent them."""
 
-    rows: Sequence[PredictionRow]
+    batches: Sequence[PredictionBatch]
     future: asyncio.Future[None]
     loop: asyncio.AbstractEventLoop
 
@@ -56,11 +57,11 @@ class GroupCommitWriter:
             self._queue.put(_STOP)
             self._thread.join(timeout)
 
-    async def write(self, rows: Sequence[PredictionRow]) -> None:
-        """Return once ``rows`` are committed; raises StoreUnavailableError if they were not."""
+    async def write(self, batches: Sequence[PredictionBatch]) -> None:
+        """Return once ``batches`` are committed; raises StoreUnavailableError if they were not."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        self._queue.put(_Pending(rows, future, loop))
+        self._queue.put(_Pending(batches, future, loop))
         await future
 
     def _loop(self) -> None:
@@ -70,7 +71,7 @@ class GroupCommitWriter:
             if first is _STOP:
                 break
             batch = [first]
-            n = len(first.rows)
+            n = _rows(first)
             deadline = time.monotonic() + self._window_s
             while n < self._max_rows:
                 timeout = deadline - time.monotonic()
@@ -86,21 +87,26 @@ class GroupCommitWriter:
                     stopping = True
                     break
                 batch.append(item)
-                n += len(item.rows)
+                n += _rows(item)
             self._commit(batch)
 
     def _commit(self, batch: list[_Pending]) -> None:
-        rows = [row for pending in batch for row in pending.rows]
+        batches = [b for pending in batch for b in pending.batches]
+        n = sum(b.n_rows for b in batches)
         error: Exception | None = None
         try:
-            self._store.insert_predictions(rows)
+            self._store.insert_batches(batches)
             self.commits += 1
-            self.rows_written += len(rows)
+            self.rows_written += n
         except Exception as exc:  # any DB failure: nobody in this batch is acknowledged
-            log.error("prediction store write failed (%d rows): %s", len(rows), exc)
+            log.error("prediction store write failed (%d rows): %s", n, exc)
             error = StoreUnavailableError(f"prediction store: write failed ({type(exc).__name__})")
         for pending in batch:
             pending.loop.call_soon_threadsafe(_settle, pending.future, error)
+
+
+def _rows(pending: _Pending) -> int:
+    return sum(b.n_rows for b in pending.batches)
 
 
 def _settle(future: asyncio.Future[None], error: Exception | None) -> None:

@@ -28,7 +28,8 @@ from pydantic import SecretStr
 from mlrig._version import __version__
 from mlrig.config import Settings
 from mlrig.errors import MlrigError, StoreUnavailableError
-from mlrig.predictions.store import PredictionRow, PredictionStore
+from mlrig.predictions.records import PredictionBatch
+from mlrig.predictions.store import PredictionStore
 from mlrig.predictions.writer import GroupCommitWriter
 from mlrig.serving.follower import ModelFollower
 from mlrig.serving.metrics import ServingMetrics
@@ -133,7 +134,7 @@ def create_app(
             batch = protocol.parse(predictor, body, request.headers.get("content-type", ""))
             preds = predictor.predict(batch.x)
             latency_ms = (time.perf_counter() - t0) * 1000
-            await writer.write(_rows(predictor, batch, preds, endpoint, latency_ms))
+            await writer.write([_record(predictor, batch, preds, endpoint, latency_ms)])
             metrics.logged.inc(len(batch.ids))
             return protocol.answer(predictor, batch, preds)
         except RequestError as err:
@@ -269,24 +270,22 @@ _INVOCATIONS = _Protocol(
 )
 
 
-def _rows(
-    p: Predictor, batch: Batch, preds: Any, endpoint: str, latency_ms: float
-) -> list[PredictionRow]:
-    now = dt.datetime.now(dt.UTC)
-    feats = p.features
-    return [
-        PredictionRow(
-            rid,
-            now,
-            p.name,
-            p.version,
-            endpoint,
-            orjson.dumps(dict(zip(feats, row, strict=True))).decode(),
-            pred,
-            latency_ms,
-        )
-        for rid, row, pred in zip(batch.ids, batch.x.tolist(), preds.tolist(), strict=True)
-    ]
+def _record(
+    p: Predictor, batch: Batch, preds: np.ndarray, endpoint: str, latency_ms: float
+) -> PredictionBatch:
+    return PredictionBatch(
+        batch.batch_id,
+        batch.ids,
+        batch.client_ids,
+        dt.datetime.now(dt.UTC),
+        p.name,
+        p.version,
+        endpoint,
+        p.features,
+        batch.x,
+        preds,
+        latency_ms,
+    )
 
 
 def _parse_feedback(body: bytes) -> list[tuple[str, float]]:

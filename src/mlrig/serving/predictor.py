@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import csv
 import io
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import orjson
 
+from mlrig.predictions.records import generated_id, generated_ids, new_batch_id
 from mlrig.tracking.loading import LoadedModel
 
 _NUMBER = (int, float)
@@ -45,9 +45,12 @@ class RequestError(Exception):
 
 @dataclass(frozen=True)
 class Batch:
-    """Validated rows: ids (client-given or new UUIDs) and an (n, n_features) float64 array."""
+    """Validated rows: one id per row (the client's, or ``<batch_id>-<row>``) and an
+    (n, n_features) float64 array."""
 
+    batch_id: str
     ids: list[str]
+    client_ids: bool
     x: np.ndarray
 
 
@@ -83,19 +86,22 @@ class Predictor:
         if isinstance(data, dict) and "records" in data and isinstance(data["records"], list):
             records = data["records"]
         self._check_size(len(records))
+        batch_id = new_batch_id()
         ids: list[str] = []
-        x = np.empty((len(records), len(self.features)), dtype=np.float64)
+        client_ids = False
         seen: set[str] = set()
         for i, rec in enumerate(records):
             if not isinstance(rec, dict):
                 raise RequestError(422, f"record {i}: expected a JSON object of features", i)
             rid = rec.get("id")
             if rid is None:
-                rid = uuid.uuid4().hex
+                rid = generated_id(batch_id, i)
             elif not isinstance(rid, (str, int)) or isinstance(rid, bool) or not str(rid):
                 raise RequestError(
                     422, f"record {i}: 'id' must be a non-empty string or integer", i, "id"
                 )
+            else:
+                client_ids = True
             rid = str(rid)
             if rid in seen:
                 raise RequestError(
@@ -103,8 +109,7 @@ class Predictor:
                 )
             seen.add(rid)
             ids.append(rid)
-            x[i] = self._row_from_mapping(rec, i, allow={"id"})
-        return Batch(ids, x)
+        return Batch(batch_id, ids, client_ids, self._records_matrix(records, body, {"id"}))
 
     # --- /invocations (MLflow scoring protocol) ------------------------------------------------
 
@@ -120,10 +125,11 @@ class Predictor:
         data = _loads(body)
         if not isinstance(data, dict):
             raise RequestError(400, _FORMAT_HELP)
+        exact = _may_hold_bool(body)
         keys = set(data) & {"dataframe_split", "dataframe_records", "instances", "inputs"}
         if len(keys) != 1:
             if {"columns", "data"} <= set(data):  # the MLflow 1.x pandas-split body of the seeds
-                return self._from_split(data)
+                return self._from_split(data, exact)
             raise RequestError(400, _FORMAT_HELP)
         key = keys.pop()
         payload = data[key]
@@ -132,31 +138,32 @@ class Predictor:
                 raise RequestError(
                     400, "dataframe_split must be an object with 'columns' and 'data'"
                 )
-            return self._from_split(payload)
+            return self._from_split(payload, exact)
         if isinstance(payload, dict):  # inputs/instances as {column: [values]}
-            return self._from_columns(payload)
+            return self._from_columns(payload, exact)
         if not isinstance(payload, list):
             raise RequestError(400, f"{key} must be a list of records or rows")
         if payload and all(isinstance(r, list) for r in payload):
-            return self._from_rows(payload, list(self.features))
+            return self._from_rows(payload, list(self.features), exact)
         self._check_size(len(payload))
-        x = np.empty((len(payload), len(self.features)), dtype=np.float64)
         for i, rec in enumerate(payload):
             if not isinstance(rec, dict):
                 raise RequestError(422, f"record {i}: expected a JSON object of features", i)
-            x[i] = self._row_from_mapping(rec, i, allow=set())
-        return self._new_ids(x)
+        return self._new_ids(self._records_matrix(payload, body, set()))
 
-    def _from_split(self, payload: dict[str, Any]) -> Batch:
+    def _from_split(self, payload: dict[str, Any], exact: bool) -> Batch:
         columns = payload.get("columns", list(self.features))
         rows = payload.get("data")
         if not isinstance(columns, list) or not isinstance(rows, list):
             raise RequestError(
                 400, "dataframe_split needs 'columns' (list) and 'data' (list of rows)"
             )
-        return self._from_rows(rows, [str(c) for c in columns])
+        return self._from_rows(rows, [str(c) for c in columns], exact)
 
-    def _from_rows(self, rows: list[Any], columns: list[str]) -> Batch:
+    def _from_rows(self, rows: list[Any], columns: list[str], exact: bool) -> Batch:
+        """``exact`` forces the per-value type check (the body may hold JSON booleans, which
+        NumPy would silently turn into 0/1); otherwise NumPy's own dtype inference decides and
+        the per-value walk only runs to name the offending field."""
         self._check_size(len(rows))
         unknown = [c for c in columns if c not in self._index]
         if unknown:
@@ -171,23 +178,28 @@ class Predictor:
             raise RequestError(422, f"missing feature {missing[0]!r}", None, missing[0])
         if len(set(columns)) != len(columns):
             raise RequestError(422, "duplicate column names")
-        for i, row in enumerate(rows):
-            if not isinstance(row, list) or len(row) != len(columns):
-                raise RequestError(422, f"record {i}: expected a list of {len(columns)} values", i)
-        for i, row in enumerate(rows):
-            for j, value in enumerate(row):
-                if type(value) not in _NUMBER:
-                    raise RequestError(422, _type_msg(i, columns[j], value), i, columns[j])
+        x = None if exact else _numeric(rows, len(columns))
+        if x is None:
+            for i, row in enumerate(rows):
+                if not isinstance(row, list) or len(row) != len(columns):
+                    raise RequestError(
+                        422, f"record {i}: expected a list of {len(columns)} values", i
+                    )
+            for i, row in enumerate(rows):
+                for j, value in enumerate(row):
+                    if type(value) not in _NUMBER:
+                        raise RequestError(422, _type_msg(i, columns[j], value), i, columns[j])
+            x = np.array(rows, dtype=np.float64)
         order = [columns.index(f) for f in self.features]
-        return self._new_ids(np.array(rows, dtype=np.float64)[:, order])
+        return self._new_ids(x if order == list(range(len(order))) else x[:, order])
 
-    def _from_columns(self, payload: dict[str, Any]) -> Batch:
+    def _from_columns(self, payload: dict[str, Any], exact: bool) -> Batch:
         columns = list(payload)
         values = [payload[c] for c in columns]
         if not all(isinstance(v, list) for v in values) or len({len(v) for v in values}) > 1:
             raise RequestError(400, "column-oriented inputs need equally long lists per column")
         rows = [list(r) for r in zip(*values, strict=True)] if values else []
-        return self._from_rows(rows, columns)
+        return self._from_rows(rows, columns, exact)
 
     def _from_csv(self, body: bytes) -> Batch:
         try:
@@ -203,9 +215,28 @@ class Predictor:
                     raise RequestError(422, _type_msg(i, col, raw[bad]), i, col) from None
         except (UnicodeDecodeError, StopIteration) as exc:
             raise RequestError(400, "text/csv body must be UTF-8 with a header row") from exc
-        return self._from_rows(rows, header)
+        return self._from_rows(rows, header, exact=False)
 
     # --- shared ---------------------------------------------------------------------------------
+
+    def _records_matrix(
+        self, records: list[dict[str, Any]], body: bytes, allow: set[str]
+    ) -> np.ndarray:
+        """Feature matrix of dict records (already checked to be dicts)."""
+        feats = self.features
+        if not _may_hold_bool(body):
+            width = len(feats)
+            if all(len(r) == width + sum(1 for a in allow if a in r) for r in records):
+                try:
+                    x = _numeric([[r[f] for f in feats] for r in records], width)
+                except KeyError:
+                    x = None
+                if x is not None:
+                    return x
+        x = np.empty((len(records), len(feats)), dtype=np.float64)
+        for i, rec in enumerate(records):
+            x[i] = self._row_from_mapping(rec, i, allow)
+        return x
 
     def _row_from_mapping(self, rec: dict[str, Any], i: int, allow: set[str]) -> list[float]:
         row = []
@@ -228,10 +259,8 @@ class Predictor:
             raise RequestError(413, f"batch of {n} records exceeds the limit of {self.max_rows}")
 
     def _new_ids(self, x: np.ndarray) -> Batch:
-        if len(x) == 1:
-            return Batch([uuid.uuid4().hex], x)
-        base = uuid.uuid4().hex  # one random draw per request: ids are BASE-0 … BASE-(n-1)
-        return Batch([f"{base}-{i}" for i in range(len(x))], x)
+        batch_id = new_batch_id()
+        return Batch(batch_id, generated_ids(batch_id, len(x)), False, x)
 
 
 _FORMAT_HELP = (
@@ -253,6 +282,22 @@ def _loads(body: bytes) -> Any:
 def _type_msg(i: int, field: str, value: Any) -> str:
     kind = "null" if value is None else type(value).__name__
     return f"record {i}: field {field!r} must be a number, got {kind} {orjson.dumps(value).decode()[:40]}"
+
+
+def _may_hold_bool(body: bytes) -> bool:
+    return b"true" in body or b"false" in body
+
+
+def _numeric(rows: list[Any], width: int) -> np.ndarray | None:
+    """``rows`` as float64 when every value is a JSON number and every row has ``width``
+    values; None otherwise (the caller then walks the values to name the bad one)."""
+    try:
+        arr = np.array(rows)
+    except (ValueError, TypeError):
+        return None
+    if arr.ndim != 2 or arr.shape[1] != width or arr.dtype.kind not in "fiu":
+        return None
+    return arr.astype(np.float64, copy=False)
 
 
 def _is_float(v: str) -> bool:

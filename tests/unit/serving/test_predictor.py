@@ -27,7 +27,7 @@ def _b(obj: object) -> bytes:
 
 def test_records_keep_client_ids_and_feature_order(predictor: Predictor) -> None:
     batch = predictor.parse_predict(_b([{"x2": 1, "x1": 2.0, "id": "a"}, {"x1": 1, "x2": 0}]))
-    assert batch.ids[0] == "a" and len(batch.ids[1]) == 32
+    assert batch.ids == ["a", f"{batch.batch_id}-1"] and batch.client_ids
     np.testing.assert_allclose(predictor.predict(batch.x), [14.0, 2.0])
 
 
@@ -52,6 +52,28 @@ def test_predict_refusals_name_record_and_field(
     with pytest.raises(RequestError) as err:
         predictor.parse_predict(_b(body))
     assert (err.value.status, err.value.field, err.value.record) == (status, field, record)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"dataframe_split": {"columns": ["x1", "x2"], "data": [[1, 2], [True, 1]]}},
+        {"dataframe_records": [{"x1": 1, "x2": 2}, {"x1": False, "x2": 1}]},
+        {"instances": [[1, 2], [1, None]]},
+        {"inputs": {"x1": [1, 2], "x2": [3, "4"]}},
+    ],
+)
+def test_fast_numeric_path_still_refuses_booleans_nulls_and_strings(
+    predictor: Predictor, body: object
+) -> None:
+    with pytest.raises(RequestError) as err:
+        predictor.parse_invocation(_b(body), "application/json")
+    assert err.value.status == 422 and err.value.record == 1 and err.value.field in ("x1", "x2")
+
+
+def test_generated_ids_share_one_batch_id(predictor: Predictor) -> None:
+    batch = predictor.parse_invocation(_b({"instances": [[1, 2], [3, 4]]}), "application/json")
+    assert batch.ids == [f"{batch.batch_id}-0", f"{batch.batch_id}-1"] and not batch.client_ids
 
 
 def test_invocation_formats_agree(predictor: Predictor) -> None:
