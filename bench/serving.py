@@ -183,10 +183,10 @@ def main() -> None:
     finally:
         for p in procs.values():
             os.killpg(p.pid, signal.SIGTERM)
-    import sqlite3
+    from mlrig.predictions.store import PredictionStore
 
-    with sqlite3.connect(home / "predictions.db") as conn:
-        logged = f"{conn.execute('select count(*) from predictions').fetchone()[0]:,}"
+    log_url = f"sqlite:///{home / 'predictions.db'}"
+    logged = f"{PredictionStore(log_url).count():,}"
 
     print(
         f"\nServing benchmark — wrk on 127.0.0.1, {args.duration} s per cell, {os.cpu_count()} cores, "
