@@ -57,12 +57,17 @@ class GroupCommitWriter:
             self._queue.put(_STOP)
             self._thread.join(timeout)
 
-    async def write(self, batches: Sequence[PredictionBatch]) -> None:
-        """Return once ``batches`` are committed; raises StoreUnavailableError if they were not."""
+    def submit(self, batches: Sequence[PredictionBatch]) -> asyncio.Future[None]:
+        """Queue ``batches``; the future completes once they are committed, or fails with
+        StoreUnavailableError. Call from a running event loop."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._queue.put(_Pending(batches, future, loop))
-        await future
+        return future
+
+    async def write(self, batches: Sequence[PredictionBatch]) -> None:
+        """Return once ``batches`` are committed; raises StoreUnavailableError if they were not."""
+        await self.submit(batches)
 
     def _loop(self) -> None:
         stopping = False

@@ -1,75 +1,49 @@
-"""The FastAPI app factory — the only FastAPI importer. Routes are thin: they read the body,
-call the framework-free Predictor, await the group commit and answer with orjson.
+"""The FastAPI app factory — the only FastAPI importer.
 
-Hot routes take the raw body rather than a pydantic model: validation against the model's
-own signature happens once, in the Predictor, without building pandas frames or pydantic
-objects per row. The OpenAPI schema still documents the served model's real features.
+The two hot routes (/predict, /invocations) are served by the raw-ASGI front in fastpath.py;
+their FastAPI twins here run the same handler and exist so /docs shows the served model's real
+features. Everything else (feedback, health, readiness, metrics, admin) is ordinary FastAPI.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import gc
-import hmac
 import logging
-import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from typing import Any
 
-import numpy as np
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
-from pydantic import SecretStr
 
 from mlrig._version import __version__
 from mlrig.config import Settings
-from mlrig.errors import MlrigError, StoreUnavailableError
-from mlrig.predictions.records import PredictionBatch
+from mlrig.errors import MlrigError
 from mlrig.predictions.store import PredictionStore
 from mlrig.predictions.writer import GroupCommitWriter
+from mlrig.serving.batcher import PredictBatcher
+from mlrig.serving.fastpath import FastPath
 from mlrig.serving.follower import ModelFollower
+from mlrig.serving.handlers import (
+    INVOCATIONS,
+    PREDICT,
+    PredictionHandler,
+    Protocol,
+    Reply,
+    json_reply,
+    token_error,
+)
 from mlrig.serving.metrics import ServingMetrics
-from mlrig.serving.predictor import Batch, Predictor, RequestError
+from mlrig.serving.predictor import RequestError
 from mlrig.serving.schemas import feedback_schema, predict_schema
 
 log = logging.getLogger(__name__)
 
 
-def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY),
-        status,
-        headers,
-        media_type="application/json",
-    )
-
-
-def _token_error(request: Request, expected: SecretStr | None, what: str) -> Response | None:
-    """None when authorised; else 401 (no/malformed token) or 403 (wrong token, or disabled)."""
-    if expected is None:
-        return (
-            None
-            if what == "predictions"
-            else _json(
-                {"error": f"{what} endpoints are disabled: set MLRIG_ADMIN_TOKEN to enable them"},
-                403,
-            )
-        )
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        return _json(
-            {"error": f"{what} require 'Authorization: Bearer <token>'"},
-            401,
-            {"WWW-Authenticate": "Bearer"},
-        )
-    if not hmac.compare_digest(token.encode(), expected.get_secret_value().encode()):
-        return _json({"error": "invalid token"}, 403)
-    return None
+def _response(reply: Reply) -> Response:
+    return Response(reply.body, reply.status, reply.headers, media_type="application/json")
 
 
 def create_app(
@@ -78,11 +52,17 @@ def create_app(
     store: PredictionStore,
     writer: GroupCommitWriter,
     metrics: ServingMetrics | None = None,
-) -> FastAPI:
-    """An app serving ``follower``'s model; the caller has loaded it (no I/O at import)."""
+) -> FastPath:
+    """The ASGI app serving ``follower``'s model (already loaded by the caller: no I/O here).
+
+    Returns the fast-path front; its ``.app`` is the FastAPI application behind it.
+    """
     cfg = settings.serving
     metrics = metrics or ServingMetrics()
     features = follower.current.features if follower.current else ()
+    handler = PredictionHandler(
+        follower, PredictBatcher(writer), metrics, cfg.predict_token, cfg.max_body_bytes
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -109,43 +89,15 @@ def create_app(
         description=f"Serves `models:/{follower.ref}`; every answered prediction is logged.",
     )
 
-    async def _read(request: Request) -> bytes:
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > cfg.max_body_bytes:
-            raise RequestError(413, f"request body over the limit of {cfg.max_body_bytes} bytes")
+    async def _read(request: Request) -> bytes | RequestError:
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > cfg.max_body_bytes:
+            return handler.too_large()
         body = await request.body()
-        if len(body) > cfg.max_body_bytes:
-            raise RequestError(413, f"request body over the limit of {cfg.max_body_bytes} bytes")
-        return body
+        return handler.too_large() if len(body) > cfg.max_body_bytes else body
 
-    async def _serve(request: Request, endpoint: str, protocol: _Protocol) -> Response:
-        t0 = time.perf_counter()
-        status = 200
-        try:
-            denied = _token_error(request, cfg.predict_token, "predictions")
-            if denied is not None:
-                status = denied.status_code
-                return denied
-            predictor = follower.current
-            if predictor is None:
-                status = 503
-                return _json({"error": "no model loaded yet"}, 503)
-            body = await _read(request)
-            batch = protocol.parse(predictor, body, request.headers.get("content-type", ""))
-            preds = predictor.predict(batch.x)
-            latency_ms = (time.perf_counter() - t0) * 1000
-            await writer.write([_record(predictor, batch, preds, endpoint, latency_ms)])
-            metrics.logged.inc(len(batch.ids))
-            return protocol.answer(predictor, batch, preds)
-        except RequestError as err:
-            status = err.status
-            return _json(protocol.error(err), err.status)
-        except StoreUnavailableError as err:
-            status = 503
-            return _json({"error": str(err)}, 503)
-        finally:
-            metrics.requests.labels(endpoint, str(status)).inc()
-            metrics.latency.labels(endpoint).observe(time.perf_counter() - t0)
+    async def _predict_route(request: Request, protocol: Protocol) -> Response:
+        return _response(await handler.handle(protocol, request.headers, await _read(request)))
 
     @app.post(
         "/predict",
@@ -153,7 +105,7 @@ def create_app(
         openapi_extra=predict_schema(features),
     )
     async def predict(request: Request) -> Response:
-        return await _serve(request, "predict", _PREDICT)
+        return await _predict_route(request, PREDICT)
 
     @app.post(
         "/invocations",
@@ -161,7 +113,7 @@ def create_app(
         openapi_extra=predict_schema(features, invocations=True),
     )
     async def invocations(request: Request) -> Response:
-        return await _serve(request, "invocations", _INVOCATIONS)
+        return await _predict_route(request, INVOCATIONS)
 
     @app.post(
         "/feedback",
@@ -169,38 +121,42 @@ def create_app(
         openapi_extra=feedback_schema(),
     )
     async def feedback(request: Request) -> Response:
-        denied = _token_error(request, cfg.predict_token, "predictions")
+        denied = token_error(request.headers, cfg.predict_token, "predictions")
         if denied is not None:
-            return denied
+            return _response(denied)
         try:
-            pairs = _parse_feedback(await _read(request))
+            body = await _read(request)
+            if isinstance(body, RequestError):
+                raise body
+            pairs = _parse_feedback(body)
             missing = await asyncio.to_thread(store.missing_ids, [p[0] for p in pairs])
             if missing:
-                return _json(
-                    {"error": f"unknown prediction id {missing[0]!r}", "ids": missing}, 404
+                return _response(
+                    json_reply(
+                        {"error": f"unknown prediction id {missing[0]!r}", "ids": missing}, 404
+                    )
                 )
             await asyncio.to_thread(store.add_feedback, pairs)
         except RequestError as err:
-            return _json(err.as_dict(), err.status)
+            return _response(json_reply(err.as_dict(), err.status))
         except Exception as exc:  # the DB is down: say so, store nothing half-way
             log.error("feedback write failed: %s", exc)
-            return _json({"error": "prediction store unavailable"}, 503)
+            return _response(json_reply({"error": "prediction store unavailable"}, 503))
         metrics.requests.labels("feedback", "200").inc()
-        return _json({"stored": len(pairs)})
+        return _response(json_reply({"stored": len(pairs)}))
 
     @app.get("/health", summary="Liveness, with the loaded model version")
     async def health() -> Response:
         p = follower.current
-        return _json(
-            {"status": "ok", "model": p.name if p else None, "version": p.version if p else None}
-        )
+        body = {"status": "ok", "model": p.name if p else None, "version": p.version if p else None}
+        return _response(json_reply(body))
 
     @app.get("/ready", summary="200 once a model is loaded")
     async def ready() -> Response:
         p = follower.current
         if p is None:
-            return _json({"ready": False}, 503)
-        return _json({"ready": True, "model": p.name, "version": p.version})
+            return _response(json_reply({"ready": False}, 503))
+        return _response(json_reply({"ready": True, "model": p.name, "version": p.version}))
 
     @app.get("/metrics", summary="Prometheus metrics")
     async def prometheus() -> Response:
@@ -213,79 +169,22 @@ def create_app(
         "/admin/reload", summary="Re-resolve the alias now and swap if it moved (bearer token)"
     )
     async def reload(request: Request) -> Response:
-        denied = _token_error(request, cfg.admin_token, "admin")
+        denied = token_error(request.headers, cfg.admin_token, "admin")
         if denied is not None:
-            return denied
+            return _response(denied)
         try:
             changed = await follower.refresh()
         except MlrigError as exc:
-            return _json({"error": str(exc)}, 409)
+            return _response(json_reply({"error": str(exc)}, 409))
         p = follower.current
-        return _json(
-            {
-                "changed": changed,
-                "model": p.name if p else None,
-                "version": p.version if p else None,
-            }
-        )
-
-    return app
-
-
-@dataclass(frozen=True)
-class _Protocol:
-    """How one prediction route reads a body, answers, and words its errors."""
-
-    parse: Callable[[Predictor, bytes, str], Batch]
-    answer: Callable[[Predictor, Batch, np.ndarray], Response]
-    error: Callable[[RequestError], dict[str, Any]]
-
-
-def _answer_predict(p: Predictor, batch: Batch, preds: np.ndarray) -> Response:
-    return _json(
-        {
-            "model": p.name,
-            "version": p.version,
-            "predictions": [
-                {"id": i, "prediction": y, "model": p.name, "version": p.version}
-                for i, y in zip(batch.ids, preds.tolist(), strict=True)
-            ],
+        body: dict[str, Any] = {
+            "changed": changed,
+            "model": p.name if p else None,
+            "version": p.version if p else None,
         }
-    )
+        return _response(json_reply(body))
 
-
-def _answer_invocations(p: Predictor, _batch: Batch, preds: np.ndarray) -> Response:
-    return _json({"predictions": preds}, headers={"X-Model-Version": p.version})
-
-
-def _mlflow_error(err: RequestError) -> dict[str, Any]:
-    return {"error_code": "BAD_REQUEST", "message": err.message, **err.as_dict()}
-
-
-_PREDICT = _Protocol(
-    lambda p, body, _ctype: p.parse_predict(body), _answer_predict, RequestError.as_dict
-)
-_INVOCATIONS = _Protocol(
-    lambda p, body, ctype: p.parse_invocation(body, ctype), _answer_invocations, _mlflow_error
-)
-
-
-def _record(
-    p: Predictor, batch: Batch, preds: np.ndarray, endpoint: str, latency_ms: float
-) -> PredictionBatch:
-    return PredictionBatch(
-        batch.batch_id,
-        batch.ids,
-        batch.client_ids,
-        dt.datetime.now(dt.UTC),
-        p.name,
-        p.version,
-        endpoint,
-        p.features,
-        batch.x,
-        preds,
-        latency_ms,
-    )
+    return FastPath(app, handler)
 
 
 def _parse_feedback(body: bytes) -> list[tuple[str, float]]:

@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import os
 
-from fastapi import FastAPI
-
 from mlrig.config import Settings, load_settings
 from mlrig.predictions.store import PredictionStore
 from mlrig.predictions.writer import GroupCommitWriter
 from mlrig.serving.app import create_app
+from mlrig.serving.fastpath import FastPath
 from mlrig.serving.follower import ModelFollower
 
 CONFIG_ENV = "MLRIG_CONFIG_FILE"
 
 
-def build_app(settings: Settings) -> FastAPI:
+def build_app(settings: Settings) -> FastPath:
     """Load the served model and open the store; raises ModelNotFoundError / StoreUnavailableError."""
     from mlrig.tracking.loading import load_model
     from mlrig.tracking.registry import resolve_version
@@ -36,6 +35,6 @@ def build_app(settings: Settings) -> FastAPI:
     return create_app(settings, follower, store, writer)
 
 
-def app() -> FastAPI:
+def app() -> FastPath:
     """uvicorn factory (``mlrig.serving.asgi:app --factory``): settings from env + config file."""
     return build_app(load_settings(os.environ.get(CONFIG_ENV)))

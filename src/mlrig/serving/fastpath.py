@@ -1,0 +1,58 @@
+"""A raw-ASGI front for the two hot routes: POST /predict and POST /invocations are answered
+here, without Starlette's request objects, routing or FastAPI's dependency solving (about half
+the cost of a minimal FastAPI endpoint). Every other request — docs, health, feedback, admin,
+lifespan — goes to the FastAPI app unchanged, which still documents the hot routes too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlrig.serving.handlers import INVOCATIONS, PREDICT, PredictionHandler, Protocol
+from mlrig.serving.predictor import RequestError
+
+Scope = dict[str, Any]
+_ROUTES: dict[str, Protocol] = {"/predict": PREDICT, "/invocations": INVOCATIONS}
+
+
+class FastPath:
+    def __init__(self, app: Any, handler: PredictionHandler) -> None:
+        self.app = app
+        self._handler = handler
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        protocol = _ROUTES.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if protocol is None or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        body = await self._read(headers, receive)
+        reply = await self._handler.handle(protocol, headers, body)
+        out = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(reply.body)).encode()),
+        ]
+        out += [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()
+        ]
+        await send({"type": "http.response.start", "status": reply.status, "headers": out})
+        await send({"type": "http.response.body", "body": reply.body})
+
+    async def _read(self, headers: dict[str, str], receive: Any) -> bytes | RequestError:
+        limit = self._handler.max_body_bytes
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > limit:
+            return self._handler.too_large()  # answered without reading the body
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return RequestError(400, "client disconnected")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return self._handler.too_large()
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)

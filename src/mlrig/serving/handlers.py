@@ -1,0 +1,152 @@
+"""The prediction routes as framework-free handlers: headers and body bytes in, a Reply out.
+
+Both the FastAPI routes (which also document the API) and the raw-ASGI fast path in front of
+them (fastpath.py) call these, so the behaviour is one piece of code.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+from pydantic import SecretStr
+
+from mlrig.errors import StoreUnavailableError
+from mlrig.serving.batcher import PredictBatcher
+from mlrig.serving.follower import ModelFollower
+from mlrig.serving.metrics import ServingMetrics
+from mlrig.serving.predictor import Batch, Predictor, RequestError
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def json_reply(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
+    return Reply(status, orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY), headers or {})
+
+
+def token_error(headers: Mapping[str, str], expected: SecretStr | None, what: str) -> Reply | None:
+    """None when authorised; else 401 (no/malformed token) or 403 (wrong token, or disabled).
+
+    ``what`` = "predictions" is open when no token is set; "admin" is then disabled.
+    """
+    if expected is None:
+        if what == "predictions":
+            return None
+        return json_reply(
+            {"error": f"{what} endpoints are disabled: set MLRIG_ADMIN_TOKEN to enable them"}, 403
+        )
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return json_reply(
+            {"error": f"{what} require 'Authorization: Bearer <token>'"},
+            401,
+            {"WWW-Authenticate": "Bearer"},
+        )
+    if not hmac.compare_digest(token.encode(), expected.get_secret_value().encode()):
+        return json_reply({"error": "invalid token"}, 403)
+    return None
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How one prediction route reads a body, answers, and words its errors."""
+
+    endpoint: str
+    parse: Callable[[Predictor, bytes, str], Batch]
+    answer: Callable[[Predictor, Batch, np.ndarray], Reply]
+    error: Callable[[RequestError], dict[str, Any]]
+
+
+def _answer_predict(p: Predictor, batch: Batch, preds: np.ndarray) -> Reply:
+    return json_reply(
+        {
+            "model": p.name,
+            "version": p.version,
+            "predictions": [
+                {"id": i, "prediction": y, "model": p.name, "version": p.version}
+                for i, y in zip(batch.ids, preds.tolist(), strict=True)
+            ],
+        }
+    )
+
+
+def _answer_invocations(p: Predictor, _batch: Batch, preds: np.ndarray) -> Reply:
+    return json_reply({"predictions": preds}, headers={"X-Model-Version": p.version})
+
+
+def _mlflow_error(err: RequestError) -> dict[str, Any]:
+    return {"error_code": "BAD_REQUEST", "message": err.message, **err.as_dict()}
+
+
+PREDICT = Protocol(
+    "predict", lambda p, body, _ctype: p.parse_predict(body), _answer_predict, RequestError.as_dict
+)
+INVOCATIONS = Protocol(
+    "invocations",
+    lambda p, body, ctype: p.parse_invocation(body, ctype),
+    _answer_invocations,
+    _mlflow_error,
+)
+
+
+class PredictionHandler:
+    """Authorise, validate, predict, wait for the durable log, answer; counts everything."""
+
+    def __init__(
+        self,
+        follower: ModelFollower,
+        batcher: PredictBatcher,
+        metrics: ServingMetrics,
+        predict_token: SecretStr | None,
+        max_body_bytes: int,
+    ) -> None:
+        self._follower = follower
+        self._batcher = batcher
+        self._metrics = metrics
+        self._token = predict_token
+        self.max_body_bytes = max_body_bytes
+
+    def too_large(self) -> RequestError:
+        return RequestError(413, f"request body over the limit of {self.max_body_bytes} bytes")
+
+    async def handle(
+        self, protocol: Protocol, headers: Mapping[str, str], body: bytes | RequestError
+    ) -> Reply:
+        """``body`` is the request body, or the error met while reading it (e.g. too large)."""
+        t0 = time.perf_counter()
+        reply = await self._handle(protocol, headers, body, t0)
+        self._metrics.requests.labels(protocol.endpoint, str(reply.status)).inc()
+        self._metrics.latency.labels(protocol.endpoint).observe(time.perf_counter() - t0)
+        return reply
+
+    async def _handle(
+        self, protocol: Protocol, headers: Mapping[str, str], body: bytes | RequestError, t0: float
+    ) -> Reply:
+        denied = token_error(headers, self._token, "predictions")
+        if denied is not None:
+            return denied
+        predictor = self._follower.current
+        if predictor is None:
+            return json_reply({"error": "no model loaded yet"}, 503)
+        try:
+            if isinstance(body, RequestError):
+                raise body
+            batch = protocol.parse(predictor, body, headers.get("content-type", ""))
+            preds, committed = await self._batcher.predict(predictor, batch, protocol.endpoint, t0)
+            await committed
+        except RequestError as err:
+            return json_reply(protocol.error(err), err.status)
+        except StoreUnavailableError as err:
+            return json_reply({"error": str(err)}, 503)
+        self._metrics.logged.inc(len(batch.ids))
+        return protocol.answer(predictor, batch, preds)
