@@ -62,7 +62,7 @@ def run_command(
     if as_json:
         typer.echo(json.dumps(result.as_dict(), indent=2))
         return
-    out = Console()
+    out = Console(soft_wrap=True)  # long paths must stay on one line when piped
     m = result.metrics
     if quiet:
         out.print(
