@@ -41,14 +41,35 @@ class DataSettings(_Section):
     features: list[str] | None = Field(
         None, description="Expected feature columns; None = every column but the target."
     )
+    categorical: list[str] | None = Field(
+        None,
+        description="Categorical feature columns (one-hot encoded in the model); "
+        "None = every non-numeric feature column.",
+    )
+    drop: list[str] = Field([], description="Columns ignored before validation.")
+    task: Literal["auto", "regression", "classification"] = Field(
+        "auto", description="auto = classification for a binary or non-numeric target."
+    )
+    positive_threshold: float | None = Field(
+        None, description="Classification label = (target >= threshold), e.g. 7 for 'good' wine."
+    )
     test_size: float = Field(0.25, gt=0, lt=1, description="Held-out fraction.")
     split_seed: int = Field(42, description="Seed of the held-out split (kept fixed: fair gate).")
 
 
 class TrainSettings(_Section):
-    alpha: float = Field(0.5, ge=0, description="ElasticNet regularisation strength.")
-    l1_ratio: float = Field(0.5, ge=0, le=1, description="ElasticNet L1/L2 mix.")
+    model: str = Field(
+        "auto",
+        description="Model family: elasticnet, ridge, logistic, random_forest, "
+        "hist_gradient_boosting; auto = elasticnet (regression) or logistic (classification).",
+    )
+    params: dict[str, float | int | str | bool | None] = Field(
+        {}, description="Hyperparameters of the family, over its defaults."
+    )
+    alpha: float | None = Field(None, ge=0, description="Shorthand for params.alpha.")
+    l1_ratio: float | None = Field(None, ge=0, le=1, description="Shorthand for params.l1_ratio.")
     seed: int = Field(42, description="Estimator random_state.")
+    plots: bool = Field(True, description="Log evaluation plots (PNG) with each run.")
 
 
 class TrackingSettings(_Section):
@@ -56,7 +77,9 @@ class TrackingSettings(_Section):
     registry_uri: str | None = Field(None, description="MLflow registry URI; default = tracking.")
     experiment: str = Field("mlrig", description="MLflow experiment name.")
     model_name: str = Field("wine-quality", description="Registered model name.")
-    champion_metric: Literal["rmse", "mae", "r2"] = Field("rmse", description="Gate metric.")
+    champion_metric: str | None = Field(
+        None, description="Gate metric; None = rmse (regression) or ks (classification)."
+    )
     promotion_margin: float = Field(
         0.0, ge=0, description="A challenger must beat the champion by more than this."
     )
@@ -66,6 +89,21 @@ class PipelineSettings(_Section):
     orchestrator: Literal["auto", "prefect", "local"] = Field(
         "auto", description="auto = Prefect when PREFECT_API_URL is set, else in-process."
     )
+
+
+class TuneSettings(_Section):
+    trials: int = Field(50, ge=1, description="Finished trials the study should reach.")
+    timeout: float | None = Field(None, gt=0, description="Stop starting trials after S seconds.")
+    models: list[str] | None = Field(None, description="Families to search; None = train.model.")
+    workers: int = Field(1, ge=1, description="Local processes sharing the study.")
+    storage: str | None = Field(
+        None, description="Optuna RDB URL; default SQLite optuna.db in home."
+    )
+    study: str | None = Field(None, description="Study name; default = tracking.model_name.")
+    validation_size: float = Field(
+        0.2, gt=0, lt=1, description="Share of the training rows each trial is scored on."
+    )
+    seed: int = Field(42, description="TPE sampler seed.")
 
 
 class ServingSettings(_Section):
@@ -101,6 +139,7 @@ class Settings(BaseSettings):
     train: TrainSettings = TrainSettings()
     tracking: TrackingSettings = TrackingSettings()
     pipeline: PipelineSettings = PipelineSettings()
+    tune: TuneSettings = TuneSettings()
     serving: ServingSettings = ServingSettings()
     predictions: PredictionsSettings = PredictionsSettings()
 
@@ -125,6 +164,11 @@ class Settings(BaseSettings):
     @property
     def artifact_root(self) -> Path:
         return self.home_dir / "artifacts"
+
+    @property
+    def tune_storage(self) -> str:
+        # Optuna's own file, not mlflow.db: both keep an alembic_version table.
+        return self.tune.storage or f"sqlite:///{self.home_dir / 'optuna.db'}"
 
     @property
     def predictions_url(self) -> str:

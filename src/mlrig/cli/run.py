@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 
+from mlrig.cli.summary import print_result
 from mlrig.cli.options import ConfigOpt, HomeOpt, JsonOpt, QuietOpt, quiet_libraries, settings_from
 
 
@@ -59,31 +59,4 @@ def run_command(
             result = run_training(settings, on_step=lambda s: status.update(f"{s}…"))
     else:
         result = run_training(settings)
-    if as_json:
-        typer.echo(json.dumps(result.as_dict(), indent=2))
-        return
-    out = Console(soft_wrap=True)  # long paths must stay on one line when piped
-    m = result.metrics
-    if quiet:
-        out.print(
-            f"{result.model_name} v{result.version} run {result.run_id} rmse {m['rmse']:.4f} "
-            f"champion={'yes' if result.promoted else 'no'}"
-        )
-        return
-    d = result.decision
-    out.print(
-        f"data      {result.data_source} ({result.rows} rows: {result.train_rows} train / "
-        f"{result.test_rows} held out, digest {result.data_digest})"
-    )
-    out.print(f"metrics   rmse {m['rmse']:.4f}  mae {m['mae']:.4f}  r2 {m['r2']:.4f}")
-    out.print(
-        f"mlflow    run {result.run_id} in experiment {result.experiment!r} ({result.mode} mode)"
-    )
-    out.print(f"registry  {result.model_name} version {result.version}")
-    verdict = (
-        "[green]promoted to champion[/]"
-        if result.promoted
-        else (f"[yellow]not promoted[/]: champion stays version {result.champion_version}")
-    )
-    out.print(f"gate      {verdict} — {d['reason']}")
-    out.print("next      mlrig models list · mlrig ui · mlrig serve")
+    print_result(result, quiet=quiet, as_json=as_json)

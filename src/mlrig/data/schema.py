@@ -1,19 +1,29 @@
-"""The feature contract: which columns a model takes, in which order, and its target."""
+"""The feature contract: which columns a model takes, in which order, which are categorical,
+its target and its task."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
+
+Task = Literal["regression", "classification"]
 
 
 @dataclass(frozen=True)
 class FeatureSchema:
-    """Ordered numeric feature names plus the target; shared by training and serving."""
+    """Ordered feature names (numeric unless in ``categorical``) plus the target and task."""
 
     features: tuple[str, ...]
     target: str
+    categorical: tuple[str, ...] = ()
+    task: Task = "regression"
 
     @classmethod
     def from_columns(cls, columns: Sequence[str], target: str) -> FeatureSchema:
         """Every column but the target, in file order."""
         return cls(tuple(c for c in columns if c != target), target)
+
+    @property
+    def numeric(self) -> tuple[str, ...]:
+        return tuple(f for f in self.features if f not in self.categorical)

@@ -20,10 +20,20 @@ class Split:
 
 
 def split_frame(
-    frame: pd.DataFrame, schema: FeatureSchema, test_size: float = 0.25, seed: int = 42
+    frame: pd.DataFrame,
+    schema: FeatureSchema,
+    test_size: float = 0.25,
+    seed: int = 42,
+    stratify: bool = False,
 ) -> Split:
+    """``stratify`` keeps class shares equal in both parts (classification)."""
     from sklearn.model_selection import train_test_split
 
-    train, test = train_test_split(frame, test_size=test_size, random_state=seed)
+    train, test = train_test_split(
+        frame,
+        test_size=test_size,
+        random_state=seed,
+        stratify=frame[schema.target] if stratify else None,
+    )
     cols = list(schema.features)
     return Split(train[cols], test[cols], train[schema.target], test[schema.target])

@@ -6,55 +6,180 @@ file and each offending column, so a user fixes the file once rather than once p
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
-from mlrig.data.schema import FeatureSchema
+from mlrig.data.schema import FeatureSchema, Task
 from mlrig.errors import DataValidationError
 
 if TYPE_CHECKING:
     import pandas as pd
 
 _MAX_EXAMPLES = 3
+_MAX_CLASSES = 50
 
 
-def validate_frame(
-    frame: pd.DataFrame, source: str, target: str, features: list[str] | None = None
-) -> tuple[pd.DataFrame, FeatureSchema]:
-    """Check ``frame`` and return it coerced to float64 with its FeatureSchema.
+@dataclass(frozen=True)
+class Contract:
+    """What the user said about the columns (``[data]`` in the config)."""
+
+    target: str
+    features: list[str] | None = None
+    categorical: list[str] | None = None
+    drop: list[str] = field(default_factory=list)
+    task: Literal["auto", "regression", "classification"] = "auto"
+    positive_threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class Validated:
+    frame: pd.DataFrame  # features (float64 or str) then the target
+    schema: FeatureSchema
+    note: str | None  # set when the task was inferred
+
+
+def validate_frame(frame: pd.DataFrame, source: str, contract: Contract) -> Validated:
+    """Check ``frame`` and return it coerced (numeric → float64, categorical → str).
 
     With ``features`` given, missing and extra columns are errors; otherwise every column but
-    the target is a feature. Raises DataValidationError naming ``source`` and the columns.
+    the target (and ``drop``) is a feature. Raises DataValidationError naming ``source`` and
+    the columns.
     """
     import pandera.errors as pa_errors
     import pandera.pandas as pa
 
+    target = contract.target
     if target not in frame.columns:
         raise DataValidationError(
             f"data file {source}: target column {target!r} is missing "
             f"(columns: {', '.join(map(str, frame.columns))})"
         )
-    schema = (
-        FeatureSchema(tuple(features), target)
-        if features
-        else FeatureSchema.from_columns([str(c) for c in frame.columns], target)
-    )
-    if not schema.features:
+    unknown_drop = [c for c in contract.drop if c not in frame.columns]
+    if unknown_drop:
+        raise DataValidationError(
+            f"data file {source}: data.drop names missing column(s) {', '.join(unknown_drop)}"
+        )
+    frame = frame.drop(columns=contract.drop)
+    features = contract.features or [str(c) for c in frame.columns if c != target]
+    if not features:
         raise DataValidationError(f"data file {source}: no feature columns besides {target!r}")
+    categorical = _categorical(frame, features, contract, source)
+    task, note = _task(frame[target], contract, source)
     columns: dict[str, Any] = {
-        name: pa.Column("float64", coerce=True, nullable=False) for name in schema.features
+        name: pa.Column(str if name in categorical else "float64", coerce=True, nullable=False)
+        for name in features
     }
     columns[target] = pa.Column(
-        "float64",
+        "float64" if task == "regression" or contract.positive_threshold is not None else None,
         coerce=True,
         nullable=False,
-        checks=pa.Check(lambda s: s.nunique() > 1, error="target is constant", name="not_constant"),
+        checks=pa.Check(
+            lambda s: s.nunique() > 1, error="target is constant", name="not_constant"
+        ),
     )
-    pa_schema = pa.DataFrameSchema(columns, strict=bool(features), ordered=False)
+    pa_schema = pa.DataFrameSchema(columns, strict=bool(contract.features), ordered=False)
     try:
         validated = pa_schema.validate(frame, lazy=True)
     except pa_errors.SchemaErrors as exc:
         raise DataValidationError(_describe(source, exc.failure_cases)) from exc
-    return validated[[*schema.features, target]], schema
+    out = validated[[*features, target]]
+    if task == "classification":
+        out = out.assign(**{target: _labels(out[target], contract, source)})
+    schema = FeatureSchema(
+        tuple(features), target, tuple(f for f in features if f in categorical), task
+    )
+    return Validated(out, schema, note)
+
+
+def _categorical(
+    frame: pd.DataFrame, features: list[str], contract: Contract, source: str
+) -> set[str]:
+    import pandas as pd
+
+    if contract.categorical is not None:
+        unknown = [c for c in contract.categorical if c not in features]
+        if unknown:
+            raise DataValidationError(
+                f"data file {source}: data.categorical names {', '.join(map(repr, unknown))}, "
+                f"which {'is' if len(unknown) == 1 else 'are'} not a feature column"
+            )
+        return set(contract.categorical)
+    return {
+        c
+        for c in features
+        if c in frame.columns
+        and not pd.api.types.is_numeric_dtype(frame[c])
+        and not _mostly_numbers(frame[c])
+    }
+
+
+def _mostly_numbers(column: pd.Series) -> bool:
+    """A text column whose values parse as numbers is a numeric column with typos (reported
+    by validation), not a categorical one."""
+    import pandas as pd
+
+    sample = column.dropna().head(200)
+    return bool(len(sample)) and pd.to_numeric(sample, errors="coerce").notna().mean() >= 0.5
+
+
+def _task(target: pd.Series, contract: Contract, source: str) -> tuple[Task, str | None]:
+    import pandas as pd
+
+    if contract.positive_threshold is not None:
+        if contract.task == "regression":
+            raise DataValidationError(
+                f"data file {source}: data.positive_threshold makes labels, so data.task "
+                "must be 'classification' (or 'auto')"
+            )
+        return "classification", None
+    if contract.task != "auto":
+        return contract.task, None
+    numeric = pd.api.types.is_numeric_dtype(target)
+    distinct = target.nunique(dropna=True)
+    if not numeric or pd.api.types.is_bool_dtype(target) or distinct == 2:
+        return "classification", (
+            f"task inferred as classification: target {target.name!r} has {distinct} "
+            "distinct values (set data.task to choose)"
+        )
+    return "regression", (
+        f"task inferred as regression: target {target.name!r} is numeric with {distinct} "
+        "distinct values (set data.task to choose)"
+    )
+
+
+def _labels(target: pd.Series, contract: Contract, source: str) -> pd.Series:
+    """Integer class labels: thresholded, or the column's own integers/booleans."""
+    import numpy as np
+
+    if contract.positive_threshold is not None:
+        labels = (target.astype("float64") >= contract.positive_threshold).astype("int64")
+        if labels.nunique() < 2:
+            raise DataValidationError(
+                f"data file {source}: data.positive_threshold {contract.positive_threshold} "
+                f"puts every row of {target.name!r} in one class"
+            )
+        return labels
+    values = target.to_numpy()
+    if values.dtype == bool:
+        return target.astype("int64")
+    try:
+        as_float = values.astype("float64")
+    except (TypeError, ValueError):
+        raise DataValidationError(
+            f"data file {source}: column {target.name!r}: classification labels must be "
+            "integers or booleans (encode text labels, or set data.positive_threshold)"
+        ) from None
+    if not np.all(np.mod(as_float, 1) == 0):
+        raise DataValidationError(
+            f"data file {source}: column {target.name!r}: classification labels must be "
+            "whole numbers (set data.task = 'regression' for a continuous target)"
+        )
+    if len(np.unique(as_float)) > _MAX_CLASSES:
+        raise DataValidationError(
+            f"data file {source}: column {target.name!r}: more than {_MAX_CLASSES} classes; "
+            "is this a regression target? (set data.task = 'regression')"
+        )
+    return target.astype("int64")
 
 
 _CHECK_TEXT = {

@@ -6,12 +6,14 @@ from collections.abc import Callable
 from typing import Any
 
 from mlrig.config import Settings
-from mlrig.pipeline.steps import OnStep, RunResult, train_pipeline
+from mlrig.pipeline.steps import OnStep, RunResult, Trainer, train_pipeline, train_step
 
 FLOW_NAME = "mlrig-train"
 
 
-def run_with_prefect(settings: Settings, on_step: OnStep | None = None) -> RunResult:
+def run_with_prefect(
+    settings: Settings, on_step: OnStep | None = None, trainer: Trainer = train_step
+) -> RunResult:
     """Run the pipeline as a Prefect flow run (needs a reachable Prefect API)."""
     from prefect import flow, task
     from prefect.cache_policies import NO_CACHE
@@ -25,15 +27,15 @@ def run_with_prefect(settings: Settings, on_step: OnStep | None = None) -> RunRe
         return tasks[fn](*args)
 
     @flow(name=FLOW_NAME, log_prints=False, validate_parameters=False)
-    def mlrig_train(
-        data: str, target: str, alpha: float, l1_ratio: float, model_name: str
-    ) -> RunResult:
-        return train_pipeline(settings, mode="prefect", call=call, on_step=on_step)
+    def mlrig_train(data: str, target: str, trainer: str, model_name: str) -> RunResult:
+        return train_pipeline(
+            settings, mode="prefect", call=call, on_step=on_step, trainer=trainer_fn
+        )
 
+    trainer_fn = trainer
     return mlrig_train(
         data=settings.data.source or "embedded:winequality-red.csv",
         target=settings.data.target,
-        alpha=settings.train.alpha,
-        l1_ratio=settings.train.l1_ratio,
+        trainer=trainer.__name__.removesuffix("_step"),
         model_name=settings.tracking.model_name,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from mlrig.config import Settings
-from mlrig.pipeline.steps import OnStep, RunResult, train_pipeline
+from mlrig.pipeline.steps import OnStep, RunResult, Trainer, train_pipeline, train_step
 
 
 def choose_mode(settings: Settings) -> str:
@@ -19,9 +19,11 @@ def choose_mode(settings: Settings) -> str:
     return wanted
 
 
-def run_training(settings: Settings, on_step: OnStep | None = None) -> RunResult:
+def run_training(
+    settings: Settings, on_step: OnStep | None = None, trainer: Trainer = train_step
+) -> RunResult:
     if choose_mode(settings) == "prefect":
         from mlrig.pipeline.flows import run_with_prefect
 
-        return run_with_prefect(settings, on_step=on_step)
-    return train_pipeline(settings, mode="local", on_step=on_step)
+        return run_with_prefect(settings, on_step=on_step, trainer=trainer)
+    return train_pipeline(settings, mode="local", on_step=on_step, trainer=trainer)

@@ -21,6 +21,8 @@ class LoadedModel:
     version: str
     run_id: str | None
     features: tuple[str, ...]
+    categorical: tuple[str, ...] = ()  # features the signature types as strings
+    task: str = "regression"
 
 
 def load_model(client: MlflowClient, ref: str) -> LoadedModel:
@@ -38,7 +40,17 @@ def load_model(client: MlflowClient, ref: str) -> LoadedModel:
         raise ModelNotFoundError(
             f"model {name!r} version {version}: cannot be loaded ({exc})"
         ) from exc
+    from sklearn.base import is_classifier
+
     features: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
     if info.signature is not None and info.signature.inputs is not None:
-        features = tuple(info.signature.inputs.input_names())
-    return LoadedModel(estimator, name, version, mv.run_id, features)
+        inputs = info.signature.inputs
+        features = tuple(inputs.input_names())
+        categorical = tuple(
+            str(spec.name)
+            for spec in inputs.inputs
+            if getattr(getattr(spec, "type", None), "name", "") == "string"
+        )
+    task = "classification" if is_classifier(estimator) else "regression"
+    return LoadedModel(estimator, name, version, mv.run_id, features, categorical, task)

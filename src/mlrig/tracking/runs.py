@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib.metadata as md
 import subprocess
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ class RunRecord:
     target: str
     x_example: pd.DataFrame
     y_example: Any
+    artifacts: dict[str, bytes] = field(default_factory=dict)  # artifact path → content
 
 
 def pip_requirements() -> list[str]:
@@ -50,6 +52,19 @@ def pip_requirements() -> list[str]:
     return out
 
 
+# Types skops will not load unless told: mlrig created these files itself.
+_SKOPS_TRUSTED = {
+    "HistGradientBoosting": ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"],
+}
+
+
+def trusted_types(model: object) -> list[str] | None:
+    """skops types to trust for ``model``'s own estimator (None = skops' defaults)."""
+    text = repr(model)
+    found = [t for key, types in _SKOPS_TRUSTED.items() if key in text for t in types]
+    return found or None
+
+
 def git_commit() -> str | None:
     """HEAD of the git checkout in the working directory, if there is one."""
     try:
@@ -62,16 +77,30 @@ def git_commit() -> str | None:
 
 
 def log_training_run(
-    client: MlflowClient, experiment_id: str, record: RunRecord, model: object, run_name: str | None
+    client: MlflowClient,
+    experiment_id: str,
+    record: RunRecord,
+    model: object,
+    run_id: str | None = None,
 ) -> LoggedRun:
-    """Create a finished run holding ``record`` and ``model``; a failure marks the run FAILED."""
+    """Log ``record`` and ``model`` into a new run, or into the open run ``run_id`` (tune's
+    parent run), and finish it; a failure marks the run FAILED."""
+    import tempfile
+
     import mlflow
     import mlflow.sklearn
     from mlflow.data.pandas_dataset import from_pandas
     from mlflow.models import infer_signature
 
-    signature = infer_signature(record.x_example, record.y_example)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=record.tags) as run:
+    with (
+        warnings.catch_warnings(),
+        mlflow.start_run(run_id=run_id, experiment_id=experiment_id, tags=record.tags) as run,
+    ):
+        # Integer class labels make MLflow hint that integers cannot hold NaN; labels never do.
+        warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer", UserWarning)
+        signature = infer_signature(record.x_example, record.y_example)
+        if run_id is not None:
+            mlflow.set_tags(record.tags)
         mlflow.log_params(record.params)
         mlflow.log_metrics(record.metrics)
         name = record.data_source.rsplit("/", 1)[-1]
@@ -87,11 +116,30 @@ def log_training_run(
                     name=f"{name}:{context}",
                 )
             mlflow.log_input(dataset, context=context)
+        if record.artifacts:
+            with tempfile.TemporaryDirectory() as tmp:
+                for rel, content in record.artifacts.items():
+                    path = Path(tmp, rel)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(content)
+                mlflow.log_artifacts(tmp)
         info = mlflow.sklearn.log_model(
             model,
             name=MODEL_ARTIFACT,
             signature=signature,
             input_example=record.x_example.head(5),
             pip_requirements=pip_requirements(),
+            skops_trusted_types=trusted_types(model),
         )
     return LoggedRun(run.info.run_id, info.model_uri, experiment_id)
+
+
+def start_parent_run(
+    client: MlflowClient, experiment_id: str, run_name: str, tags: dict[str, str]
+) -> str:
+    """An open run that trial runs nest under and the final model is logged into."""
+    return str(client.create_run(experiment_id, run_name=run_name, tags=tags).info.run_id)
+
+
+def end_run(client: MlflowClient, run_id: str, status: str = "FINISHED") -> None:
+    client.set_terminated(run_id, status)

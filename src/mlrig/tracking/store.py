@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING
 
 from mlrig.config import Settings
@@ -20,6 +21,7 @@ def open_client(settings: Settings) -> MlflowClient:
     Creates the home folder for the embedded SQLite store. MLflow keeps its tracking URI as
     process state, so this is the single place that sets it.
     """
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow
     from mlflow import MlflowClient
 

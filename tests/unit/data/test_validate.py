@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlrig.data.validate import validate_frame
+from mlrig.data.validate import Contract, Validated, validate_frame
 from mlrig.errors import DataValidationError
 
 
@@ -18,38 +18,43 @@ def _frame(**cols: list[object]) -> pd.DataFrame:
     return pd.DataFrame(base)
 
 
+def check(frame: pd.DataFrame, target: str = "quality", **contract: object) -> Validated:
+    return validate_frame(frame, "f.csv", Contract(target, **contract))  # type: ignore[arg-type]
+
+
 def test_valid_frame_is_coerced_to_float_with_features_in_file_order() -> None:
-    frame, schema = validate_frame(_frame(), "f.csv", "quality")
-    assert schema.features == ("a", "b")
-    assert all(str(t) == "float64" for t in frame.dtypes)
+    out = check(_frame())
+    assert out.schema.features == ("a", "b")
+    assert out.schema.task == "regression" and "inferred as regression" in (out.note or "")
+    assert all(str(t) == "float64" for t in out.frame.dtypes)
 
 
 def test_missing_target_names_file_and_column() -> None:
     with pytest.raises(DataValidationError, match=r"f.csv: target column 'score' is missing"):
-        validate_frame(_frame(), "f.csv", "score")
+        check(_frame(), "score")
 
 
 def test_nans_name_the_column_and_line() -> None:
     with pytest.raises(DataValidationError) as err:
-        validate_frame(_frame(b=[0.1, np.nan, 0.3, 0.4]), "f.csv", "quality")
+        check(_frame(b=[0.1, np.nan, 0.3, 0.4]))
     assert "column 'b': missing values (NaN) (1 row, e.g. line 3)" in str(err.value)
 
 
 def test_non_numeric_feature_names_the_value() -> None:
     with pytest.raises(DataValidationError) as err:
-        validate_frame(_frame(a=["1", "two", "3", "4"]), "f.csv", "quality")
+        check(_frame(a=["1", "two", "3", "4"]))
     assert "column 'a': non-numeric values" in str(err.value)
     assert "'two'" in str(err.value)
 
 
 def test_constant_target_is_refused() -> None:
     with pytest.raises(DataValidationError, match="column 'quality': target is constant"):
-        validate_frame(_frame(quality=[5, 5, 5, 5]), "f.csv", "quality")
+        check(_frame(quality=[5, 5, 5, 5]))
 
 
 def test_expected_features_flag_missing_and_extra_columns_together() -> None:
     with pytest.raises(DataValidationError) as err:
-        validate_frame(_frame(extra=[1, 2, 3, 4]), "f.csv", "quality", features=["a", "b", "c"])
+        check(_frame(extra=[1, 2, 3, 4]), features=["a", "b", "c"])
     msg = str(err.value)
     assert "column 'c': missing column" in msg
     assert "column 'extra': unexpected extra column" in msg
@@ -57,4 +62,53 @@ def test_expected_features_flag_missing_and_extra_columns_together() -> None:
 
 def test_frame_with_only_the_target_has_no_features() -> None:
     with pytest.raises(DataValidationError, match="no feature columns"):
-        validate_frame(pd.DataFrame({"quality": [1, 2]}), "f.csv", "quality")
+        check(pd.DataFrame({"quality": [1, 2]}))
+
+
+def test_text_columns_become_categorical_and_ids_can_be_declared_categorical() -> None:
+    frame = _frame(colour=["red", "white", "red", "rose"], zone=[132, 7, 132, 48])
+    out = check(frame, categorical=None)
+    assert out.schema.categorical == ("colour",)
+    out = check(frame, categorical=["colour", "zone"])
+    assert out.schema.categorical == ("colour", "zone")
+    assert out.schema.numeric == ("a", "b")
+    assert out.frame["zone"].tolist() == ["132", "7", "132", "48"]
+
+
+def test_unknown_categorical_column_is_named() -> None:
+    with pytest.raises(DataValidationError, match="data.categorical names 'nope'"):
+        check(_frame(), categorical=["nope"])
+
+
+def test_positive_threshold_makes_binary_labels() -> None:
+    out = check(_frame(), positive_threshold=6)
+    assert out.schema.task == "classification"
+    assert out.frame["quality"].tolist() == [0, 1, 0, 1]
+
+
+def test_threshold_that_leaves_one_class_is_refused() -> None:
+    with pytest.raises(DataValidationError, match="puts every row of 'quality' in one class"):
+        check(_frame(), positive_threshold=9)
+
+
+def test_binary_target_is_inferred_as_classification_with_a_note() -> None:
+    out = check(_frame(quality=[0, 1, 1, 0]))
+    assert out.schema.task == "classification"
+    assert "inferred as classification" in (out.note or "")
+
+
+def test_text_labels_are_refused_with_a_hint() -> None:
+    with pytest.raises(DataValidationError, match="labels must be integers or booleans"):
+        check(_frame(quality=["good", "bad", "good", "bad"]), task="classification")
+
+
+def test_continuous_target_cannot_be_classified() -> None:
+    with pytest.raises(DataValidationError, match="whole numbers"):
+        check(_frame(quality=[0.5, 1.5, 2.0, 1.0]), task="classification")
+
+
+def test_dropped_columns_are_ignored_and_must_exist() -> None:
+    frame = _frame(pickup=["2024-01-01 10:00"] * 4)
+    assert check(frame, drop=["pickup"]).schema.features == ("a", "b")
+    with pytest.raises(DataValidationError, match="data.drop names missing column"):
+        check(frame, drop=["dropoff"])

@@ -1,0 +1,49 @@
+"""The summary `mlrig run` and `mlrig tune` print: human lines, one quiet line, or JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from mlrig.pipeline.steps import RunResult
+
+
+def print_result(result: RunResult, *, quiet: bool, as_json: bool) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    if as_json:
+        typer.echo(json.dumps(result.as_dict(), indent=2))
+        return
+    out = Console(soft_wrap=True, highlight=False)  # long paths stay on one line when piped
+    d = result.decision
+    if quiet:
+        out.print(
+            f"{result.model_name} v{result.version} run {result.run_id} "
+            f"{d['metric']} {d['challenger']:.4f} champion={'yes' if result.promoted else 'no'}"
+        )
+        return
+    for note in result.notes:
+        out.print(f"note      {escape(note)}")
+    out.print(
+        f"data      {escape(result.data_source)} ({result.rows} rows, {result.task}; "
+        f"{result.train_rows} train / {result.test_rows} evaluation, digest {result.data_digest})"
+    )
+    out.print(f"eval set  {escape(result.eval_set)}")
+    params = ", ".join(f"{k}={v}" for k, v in result.params.items() if k != "seed")
+    out.print(f"model     {escape(params)}")
+    out.print("metrics   " + "  ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()))
+    out.print(
+        f"mlflow    run {result.run_id} in experiment {result.experiment!r} ({result.mode} mode)"
+    )
+    out.print(f"registry  {result.model_name} version {result.version}")
+    verdict = (
+        "[green]promoted to champion[/]"
+        if result.promoted
+        else f"[yellow]not promoted[/]: champion stays version {result.champion_version}"
+    )
+    out.print(f"gate      {verdict} — {escape(d['reason'])}")
+    out.print(f"next      mlrig models show {result.model_name} · mlrig ui · mlrig serve")

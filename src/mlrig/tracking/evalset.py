@@ -1,0 +1,56 @@
+"""The frozen evaluation set: the held-out rows every candidate and the champion are scored on.
+
+The first run of a registered model stores its held-out rows as a Parquet artifact and names
+that run in a registered-model tag; later runs (``mlrig run`` and ``mlrig tune``) load the
+same rows, so a challenger and the champion are always compared on identical data.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow import MlflowClient
+
+EVAL_SET_ARTIFACT = "evaluation/eval_set.parquet"
+RUN_TAG = "mlrig.eval_set.run_id"
+DIGEST_TAG = "mlrig.eval_set.digest"
+
+
+@dataclass(frozen=True)
+class StoredEvalSet:
+    frame: pd.DataFrame
+    run_id: str
+    digest: str
+
+
+def to_parquet(frame: pd.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def load_eval_set(client: MlflowClient, model_name: str) -> StoredEvalSet | None:
+    """The stored evaluation set of ``model_name``, or None before its first registration."""
+    import mlflow.artifacts
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    try:
+        tags = client.get_registered_model(model_name).tags or {}
+    except MlflowException:
+        return None
+    run_id = tags.get(RUN_TAG)
+    if not run_id:
+        return None
+    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=EVAL_SET_ARTIFACT)
+    return StoredEvalSet(pd.read_parquet(path), run_id, tags.get(DIGEST_TAG, ""))
+
+
+def remember_eval_set(client: MlflowClient, model_name: str, run_id: str, digest: str) -> None:
+    """Make the set logged by ``run_id`` the one later runs of ``model_name`` are scored on."""
+    client.set_registered_model_tag(model_name, RUN_TAG, run_id)
+    client.set_registered_model_tag(model_name, DIGEST_TAG, digest)
