@@ -41,3 +41,9 @@ class StoreUnavailableError(MlrigError):
     """The prediction store cannot be reached or written."""
 
     exit_code = 5
+
+
+class TuningError(MlrigError):
+    """A study could not run or produced no usable trial."""
+
+    exit_code = 6

@@ -11,7 +11,7 @@ import sys
 import typer
 
 from mlrig._version import __version__
-from mlrig.cli import models, predictions, run, serve, ui
+from mlrig.cli import models, predictions, run, serve, tune, ui
 from mlrig.errors import MlrigError
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("run")(run.run_command)
+app.command("tune")(tune.tune_command)
 app.command("ui")(ui.ui_command)
 app.command("serve")(serve.serve_command)
 app.add_typer(models.app, name="models")

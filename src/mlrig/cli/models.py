@@ -1,20 +1,38 @@
-"""``mlrig models``: inspect the model registry."""
+"""``mlrig models``: inspect the registry; move the champion by hand, with a reason."""
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
+from typing import Annotated
 
 import typer
 
 from mlrig.cli.options import ConfigOpt, HomeOpt, JsonOpt, quiet_libraries, settings_from
 
-app = typer.Typer(help="Inspect registered models, versions and aliases.", no_args_is_help=True)
+app = typer.Typer(
+    help="Inspect registered models; promote or roll back the champion.", no_args_is_help=True
+)
+
+ReasonOpt = Annotated[
+    str, typer.Option("--reason", "-r", help="Why (recorded in the registry with your name).")
+]
+
+
+def _metric_keys() -> tuple[str, ...]:
+    from mlrig.training.evaluate import METRICS
+
+    return tuple(m for task in METRICS.values() for m in task)
+
+
+def _metrics_text(metrics: dict[str, float]) -> str:
+    return "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
 
 
 @app.command("list")
 def list_command(config: ConfigOpt = None, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
-    """Registered models with versions, aliases and key metrics, newest first."""
+    """Registered models with versions, aliases and their metrics, newest first."""
     from rich.console import Console
     from rich.table import Table
 
@@ -22,23 +40,112 @@ def list_command(config: ConfigOpt = None, home: HomeOpt = None, as_json: JsonOp
     from mlrig.tracking.store import open_client
 
     quiet_libraries()
-    versions = list_versions(open_client(settings_from(config, home)))
+    versions = list_versions(open_client(settings_from(config, home)), _metric_keys())
     if as_json:
         typer.echo(json.dumps([asdict(v) for v in versions], indent=2))
         return
     if not versions:
         Console().print("no registered models yet: run `mlrig run`")
         return
-    table = Table("model", "version", "aliases", "rmse", "mae", "r2", "run id")
+    table = Table("model", "version", "aliases", "metrics (evaluation set)", "run id")
     for v in versions:
-        fmt = {k: f"{v.metrics[k]:.4f}" if k in v.metrics else "—" for k in ("rmse", "mae", "r2")}
+        table.add_row(v.name, v.version, ", ".join(v.aliases), _metrics_text(v.metrics), v.run_id)
+    Console(soft_wrap=True).print(table)
+
+
+@app.command("show")
+def show_command(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    config: ConfigOpt = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One model: every version with its gate decision, and the champion's history."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from mlrig.errors import ModelNotFoundError
+    from mlrig.tracking.registry import champion_history, list_versions
+    from mlrig.tracking.store import open_client
+
+    quiet_libraries()
+    client = open_client(settings_from(config, home))
+    versions = list_versions(client, _metric_keys(), name)
+    if not versions:
+        raise ModelNotFoundError(f"model {name!r}: not in the registry (see `mlrig models list`)")
+    history = champion_history(client, name)
+    if as_json:
+        out = {"versions": [asdict(v) for v in versions], "history": [asdict(h) for h in history]}
+        typer.echo(json.dumps(out, indent=2))
+        return
+    console = Console(soft_wrap=True, highlight=False)
+    table = Table("version", "aliases", "task", "gate", "metrics (evaluation set)", title=name)
+    for v in versions:
+        t = v.tags
+        gate = (
+            f"{'promoted' if t.get('mlrig.gate.promote') == 'true' else 'kept champion'}: "
+            f"{t.get('mlrig.gate.reason', '')}"
+            if "mlrig.gate.metric" in t
+            else "—"
+        )
         table.add_row(
-            v.name,
             v.version,
             ", ".join(v.aliases),
-            fmt["rmse"],
-            fmt["mae"],
-            fmt["r2"],
-            v.run_id or "",
+            t.get("mlrig.task", ""),
+            escape(gate),
+            _metrics_text(v.metrics),
         )
-    Console().print(table)
+    console.print(table)
+    if history:
+        console.print("[bold]champion history[/] (newest last)")
+        for h in history:
+            came_from = f" (was {h.previous})" if h.previous else ""
+            console.print(
+                f"  {h.at}  v{h.version}{came_from}  {h.action} by {escape(h.by)}: "
+                f"{escape(h.reason)}"
+            )
+
+
+def _who() -> str:
+    import getpass
+
+    return os.environ.get("MLRIG_USER") or getpass.getuser()
+
+
+@app.command("promote")
+def promote_command(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    version: Annotated[str, typer.Argument(help="Version to make champion.")],
+    reason: ReasonOpt,
+    config: ConfigOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Make VERSION the champion, bypassing the gate; records who and why."""
+    from mlrig.tracking.registry import model_version, move_champion
+    from mlrig.tracking.store import open_client
+
+    quiet_libraries()
+    client = open_client(settings_from(config, home))
+    model_version(client, f"{name}/{version}")  # a clear error when it does not exist
+    change = move_champion(client, name, version, "promote", _who(), reason)
+    was = f" (was version {change.previous})" if change.previous else ""
+    typer.echo(f"{name}: champion is now version {version}{was}")
+
+
+@app.command("rollback")
+def rollback_command(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    reason: ReasonOpt,
+    config: ConfigOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Move the champion back to the version it replaced; records who and why."""
+    from mlrig.tracking.registry import move_champion, previous_champion
+    from mlrig.tracking.store import open_client
+
+    quiet_libraries()
+    client = open_client(settings_from(config, home))
+    target = previous_champion(client, name)
+    change = move_champion(client, name, target, "rollback", _who(), reason)
+    typer.echo(f"{name}: champion rolled back to version {target} (was {change.previous})")

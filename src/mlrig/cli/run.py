@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from mlrig.cli.summary import print_result
 from mlrig.cli.options import ConfigOpt, HomeOpt, JsonOpt, QuietOpt, quiet_libraries, settings_from
+from mlrig.cli.summary import print_result
 
 
 def run_command(

@@ -73,9 +73,7 @@ def validate_frame(frame: pd.DataFrame, source: str, contract: Contract) -> Vali
         "float64" if task == "regression" or contract.positive_threshold is not None else None,
         coerce=True,
         nullable=False,
-        checks=pa.Check(
-            lambda s: s.nunique() > 1, error="target is constant", name="not_constant"
-        ),
+        checks=pa.Check(lambda s: s.nunique() > 1, error="target is constant", name="not_constant"),
     )
     pa_schema = pa.DataFrameSchema(columns, strict=bool(contract.features), ordered=False)
     try:

@@ -173,7 +173,9 @@ def prepare_step(data: ValidatedData, settings: Settings) -> Prepared:
         frozen = split.x_test.assign(**{target: split.y_test})
         note = "new evaluation set (stored with this run)"
         if stored is not None:
-            note += f"; the stored one has other columns ({', '.join(map(str, stored.frame.columns))})"
+            note += (
+                f"; the stored one has other columns ({', '.join(map(str, stored.frame.columns))})"
+            )
         digest, run_id = _digest(frozen), None
     # Training rows are every row not in the evaluation set, duplicates included: a copy of an
     # evaluation row in training would leak it and flatter the score.
@@ -320,15 +322,15 @@ def log_register_step(
 
 def promote_step(settings: Settings, registered: Registered, decision: GateDecision) -> bool:
     """Move ``champion`` to the new version when the gate said so; returns whether it moved."""
-    from mlrig.tracking.registry import CHALLENGER, CHAMPION, delete_alias, set_alias
+    from mlrig.tracking.registry import move_champion
     from mlrig.tracking.store import open_client
 
     if not decision.promote:
         return False
     client = open_client(settings)
-    name = settings.tracking.model_name
-    set_alias(client, name, CHAMPION, registered.version)
-    delete_alias(client, name, CHALLENGER)
+    move_champion(
+        client, settings.tracking.model_name, registered.version, "gate", "mlrig", decision.reason
+    )
     return True
 
 

@@ -24,6 +24,7 @@ class VersionSummary:
     run_id: str | None
     created_ms: int
     metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 def parse_model_ref(ref: str) -> tuple[str, str]:
@@ -98,11 +99,15 @@ def model_version(client: MlflowClient, ref: str) -> ModelVersion:
 
 
 def list_versions(
-    client: MlflowClient, metric_keys: tuple[str, ...] = ("rmse", "mae", "r2")
+    client: MlflowClient, metric_keys: tuple[str, ...], name: str | None = None
 ) -> list[VersionSummary]:
-    """Every registered model version, newest first, with its aliases and key run metrics."""
+    """Registered model versions (of ``name``, or all), newest first, with aliases, tags and
+    the run metrics named in ``metric_keys``."""
     out: list[VersionSummary] = []
-    for model in client.search_registered_models():
+    models = client.search_registered_models(
+        filter_string=f"name = '{name}'" if name is not None else None
+    )
+    for model in models:
         aliases: dict[str, list[str]] = {}
         for alias, version in (model.aliases or {}).items():
             aliases.setdefault(str(version), []).append(alias)
@@ -119,7 +124,73 @@ def list_versions(
                     mv.run_id,
                     int(mv.creation_timestamp or 0),
                     metrics,
+                    dict(mv.tags or {}),
                 )
             )
     out.sort(key=lambda v: (v.name, -int(v.version)))
     return out
+
+
+HISTORY_TAG = "mlrig.champion_history"
+_HISTORY_KEEP = 40  # registered-model tag values are limited to a few kB
+
+
+@dataclass(frozen=True)
+class ChampionChange:
+    """One move of the ``champion`` alias: by the gate, a promote or a rollback."""
+
+    version: str
+    previous: str | None
+    action: str  # gate | promote | rollback
+    by: str
+    reason: str
+    at: str  # ISO-8601 UTC
+
+
+def champion_history(client: MlflowClient, name: str) -> list[ChampionChange]:
+    """Every recorded move of ``champion``, oldest first."""
+    import json
+
+    from mlflow.exceptions import MlflowException
+
+    try:
+        raw = (client.get_registered_model(name).tags or {}).get(HISTORY_TAG, "[]")
+    except MlflowException as exc:
+        raise ModelNotFoundError(f"model {name!r}: not in the registry") from exc
+    return [ChampionChange(**entry) for entry in json.loads(raw)]
+
+
+def move_champion(
+    client: MlflowClient, name: str, version: str, action: str, by: str, reason: str
+) -> ChampionChange:
+    """Point ``champion`` at ``version`` and record who moved it and why (history + tags)."""
+    import datetime as dt
+    import json
+
+    previous = alias_version(client, name, CHAMPION)
+    change = ChampionChange(
+        version, previous, action, by, reason, dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    )
+    history = [*champion_history(client, name), change][-_HISTORY_KEEP:]
+    set_alias(client, name, CHAMPION, version)
+    client.set_registered_model_tag(
+        name, HISTORY_TAG, json.dumps([c.__dict__ for c in history], separators=(",", ":"))
+    )
+    for key, value in (("action", action), ("by", by), ("reason", reason), ("at", change.at)):
+        client.set_model_version_tag(name, version, f"mlrig.champion.{key}", value)
+    if alias_version(client, name, CHALLENGER) == version:
+        delete_alias(client, name, CHALLENGER)
+    return change
+
+
+def previous_champion(client: MlflowClient, name: str) -> str:
+    """The version that was champion before the current one (what a rollback restores)."""
+    current = alias_version(client, name, CHAMPION)
+    if current is None:
+        raise ModelNotFoundError(f"model {name!r}: has no champion to roll back")
+    for change in reversed(champion_history(client, name)):
+        if change.version == current and change.previous and change.previous != current:
+            return change.previous
+    raise ModelNotFoundError(
+        f"model {name!r}: no earlier champion recorded before version {current}"
+    )

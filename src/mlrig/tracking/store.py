@@ -32,7 +32,7 @@ def open_client(settings: Settings) -> MlflowClient:
     try:
         return MlflowClient(settings.tracking_uri, settings.registry_uri)
     except Exception as exc:
-        raise TrackingError(f"tracking store {_redact(settings.tracking_uri)}: {exc}") from exc
+        raise TrackingError(f"tracking store {redact(settings.tracking_uri)}: {exc}") from exc
 
 
 def ensure_experiment(client: MlflowClient, settings: Settings) -> str:
@@ -48,7 +48,7 @@ def ensure_experiment(client: MlflowClient, settings: Settings) -> str:
     return str(client.create_experiment(name, artifact_location=location))
 
 
-def _redact(uri: str) -> str:
+def redact(uri: str) -> str:
     """A URI without its password, safe to show in messages and logs."""
     if "@" in uri and "://" in uri:
         scheme, rest = uri.split("://", 1)

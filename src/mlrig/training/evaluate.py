@@ -76,8 +76,15 @@ def classification_metrics(
         "ks": ks,
         "log_loss": float(log_loss(y, proba, labels=labels)),
         "accuracy": float(accuracy_score(y, predicted)),
-        "f1": float(f1_score(y, predicted, average="binary" if binary else "macro",
-                             pos_label=labels[1] if binary else 1, zero_division=0)),
+        "f1": float(
+            f1_score(
+                y,
+                predicted,
+                average="binary" if binary else "macro",
+                pos_label=labels[1] if binary else 1,
+                zero_division=0,
+            )
+        ),
     }
 
 

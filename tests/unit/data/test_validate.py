@@ -76,7 +76,7 @@ def test_text_columns_become_categorical_and_ids_can_be_declared_categorical() -
 
 
 def test_unknown_categorical_column_is_named() -> None:
-    with pytest.raises(DataValidationError, match="data.categorical names 'nope'"):
+    with pytest.raises(DataValidationError, match=r"data\.categorical names 'nope'"):
         check(_frame(), categorical=["nope"])
 
 
@@ -110,5 +110,5 @@ def test_continuous_target_cannot_be_classified() -> None:
 def test_dropped_columns_are_ignored_and_must_exist() -> None:
     frame = _frame(pickup=["2024-01-01 10:00"] * 4)
     assert check(frame, drop=["pickup"]).schema.features == ("a", "b")
-    with pytest.raises(DataValidationError, match="data.drop names missing column"):
+    with pytest.raises(DataValidationError, match=r"data\.drop names missing column"):
         check(frame, drop=["dropoff"])

@@ -80,5 +80,7 @@ def test_classification_metrics_binary_and_multiclass() -> None:
 def test_gate_metric_defaults_by_task_and_refuses_the_wrong_task() -> None:
     assert gate_metric("regression", None) == "rmse"
     assert gate_metric("classification", None) == "ks"
-    with pytest.raises(ConfigError, match="tracking.champion_metric = 'rmse' is not a classification"):
+    with pytest.raises(
+        ConfigError, match=r"tracking\.champion_metric = 'rmse' is not a classification"
+    ):
         gate_metric("classification", "rmse")
