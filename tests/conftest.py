@@ -258,3 +258,35 @@ def stored_predictions(home: Path):  # type: ignore[no-untyped-def]
 def stored_ids(home: Path) -> set[str]:
     frame = stored_predictions(home)
     return set(frame["id"]) if len(frame) else set()
+
+
+def write_taxi_parquet(path: Path, n: int = 600, seed: int = 0) -> Path:
+    """A small NYC green-taxi-shaped Parquet file (zoomcamp schema) whose trip duration
+    depends on the zones as well as the distance, so the categoricals matter."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    zones = np.array([7, 41, 74, 75, 82, 95, 132, 166])
+    slow = {7: 0.0, 41: 4.0, 74: 2.0, 75: 6.0, 82: -1.0, 95: 0.0, 132: 9.0, 166: 3.0}
+    pu, do = rng.choice(zones, n), rng.choice(zones, n)
+    distance = rng.gamma(2.0, 1.5, n)
+    minutes = (
+        3
+        + 2.5 * distance
+        + np.vectorize(slow.get)(pu)
+        + np.vectorize(slow.get)(do)
+        + rng.normal(0, 1.0, n)
+    )
+    pickup = pd.Timestamp("2021-01-01") + pd.to_timedelta(rng.integers(0, 86_400 * 28, n), "s")
+    pd.DataFrame(
+        {
+            "lpep_pickup_datetime": pickup,
+            "lpep_dropoff_datetime": pickup + pd.to_timedelta(minutes, "min"),
+            "PULocationID": pu.astype("int64"),
+            "DOLocationID": do.astype("int64"),
+            "trip_distance": distance,
+            "duration": minutes,
+        }
+    ).to_parquet(path, index=False)
+    return path

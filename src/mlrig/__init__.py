@@ -10,16 +10,28 @@ from typing import TYPE_CHECKING, Any
 
 from mlrig._version import __version__
 
-__all__ = ["__version__", "run"]
+__all__ = ["__version__", "run", "tune"]
 
 if TYPE_CHECKING:
     from mlrig.pipeline.steps import RunResult
+
+
+def _settings(config: str | Path | None, layered: dict[str, Any], overrides: dict[str, Any]) -> Any:
+    from mlrig.config import load_settings
+
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(layered.get(key), dict):
+            layered[key] = {**layered[key], **value}
+        else:
+            layered[key] = value
+    return load_settings(config, layered)
 
 
 def run(
     data: str | Path | None = None,
     *,
     target: str | None = None,
+    model: str | None = None,
     alpha: float | None = None,
     l1_ratio: float | None = None,
     experiment: str | None = None,
@@ -33,17 +45,41 @@ def run(
     ``overrides`` takes whole sections, e.g. ``home=".mlrig"`` or ``data={"separator": ";"}``.
     Raises an MlrigError subclass on bad input; nothing is registered then.
     """
-    from mlrig.config import load_settings
     from mlrig.pipeline.runner import run_training
 
     layered: dict[str, Any] = {
         "data": {"source": str(data) if data is not None else None, "target": target},
-        "train": {"alpha": alpha, "l1_ratio": l1_ratio},
+        "train": {"model": model, "alpha": alpha, "l1_ratio": l1_ratio},
         "tracking": {"experiment": experiment, "model_name": model_name},
     }
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(layered.get(key), dict):
-            layered[key] = {**layered[key], **value}
-        else:
-            layered[key] = value
-    return run_training(load_settings(config, layered))
+    return run_training(_settings(config, layered, overrides))
+
+
+def tune(
+    data: str | Path | None = None,
+    *,
+    trials: int | None = None,
+    models: list[str] | None = None,
+    timeout: float | None = None,
+    workers: int | None = None,
+    study: str | None = None,
+    model_name: str | None = None,
+    config: str | Path | None = None,
+    **overrides: Any,
+) -> RunResult:
+    """Tune with Optuna, then register and gate the best model, exactly as ``mlrig tune``."""
+    from mlrig.pipeline.runner import run_training
+    from mlrig.pipeline.tuning import make_tune_step
+
+    layered: dict[str, Any] = {
+        "data": {"source": str(data) if data is not None else None},
+        "tune": {
+            "trials": trials,
+            "models": models,
+            "timeout": timeout,
+            "workers": workers,
+            "study": study,
+        },
+        "tracking": {"model_name": model_name},
+    }
+    return run_training(_settings(config, layered, overrides), trainer=make_tune_step())

@@ -29,13 +29,14 @@ def test_run_goes_through_prefect_when_an_api_is_configured(
     flows = httpx.post(f"{prefect_api}/flow_runs/filter", json={}).json()
     assert len(flows) == 1
     assert flows[0]["state_type"] == "COMPLETED"
-    assert flows[0]["parameters"]["alpha"] == 0.5
+    assert flows[0]["parameters"]["trainer"] == "train"
+    assert flows[0]["parameters"]["model"] == "auto"
     tasks = httpx.post(f"{prefect_api}/task_runs/filter", json={}).json()
     names = {t["task_key"].split("-")[0] for t in tasks if t["flow_run_id"] == flows[0]["id"]}
     assert {
         "load_step",
         "validate_step",
-        "split_step",
+        "prepare_step",
         "train_step",
         "evaluate_step",
         "champion_step",

@@ -26,7 +26,9 @@ def test_run_trains_tracks_registers_and_promotes_on_embedded_data(
 
     result = _run_json(home)
     assert result["mode"] == "local"
-    assert result["rows"] == 1599 and result["train_rows"] + result["test_rows"] == 1599
+    # 400 evaluation rows; training gets every other row except copies of evaluation rows
+    assert result["rows"] == 1599 and result["test_rows"] == 400
+    assert 1100 < result["train_rows"] < 1199
     assert result["features"] == FEATURES
     assert result["promoted"] is True and result["version"] == "1"
 
@@ -98,9 +100,9 @@ def test_human_summary_and_models_list(home: Path) -> None:
     done = run_cli("run", "--home", str(home))
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    assert "1599 rows" in out and "rmse" in out and "mae" in out and "r2" in out
+    assert "1599 rows, regression" in out and "rmse" in out and "mae" in out and "r2" in out
     assert "wine-quality version 1" in out and "promoted to champion" in out
-    assert "mlrig models list" in out and "mlrig ui" in out
+    assert "mlrig models show wine-quality" in out and "mlrig ui" in out
     assert "local mode" in done.stderr or "local mode" in out
     listed = run_cli("models", "list", "--home", str(home), "--json")
     assert listed.returncode == 0, listed.stderr

@@ -21,7 +21,16 @@ def run_command(
     separator: Annotated[
         str | None, typer.Option("--sep", help="CSV separator (default: auto-detect).")
     ] = None,
-    alpha: Annotated[float | None, typer.Option(help="ElasticNet alpha.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Model family: elasticnet, ridge, logistic, random_forest, "
+            "hist_gradient_boosting (default: auto by task).",
+        ),
+    ] = None,
+    alpha: Annotated[float | None, typer.Option(help="ElasticNet/Ridge alpha.")] = None,
     l1_ratio: Annotated[
         float | None, typer.Option("--l1-ratio", help="ElasticNet l1_ratio.")
     ] = None,
@@ -46,7 +55,7 @@ def run_command(
         home,
         {
             "data": {"source": data, "target": target, "separator": separator},
-            "train": {"alpha": alpha, "l1_ratio": l1_ratio},
+            "train": {"model": model, "alpha": alpha, "l1_ratio": l1_ratio},
             "tracking": {"experiment": experiment, "model_name": model_name},
             "pipeline": {"orchestrator": orchestrator},
         },

@@ -27,15 +27,23 @@ def run_with_prefect(
         return tasks[fn](*args)
 
     @flow(name=FLOW_NAME, log_prints=False, validate_parameters=False)
-    def mlrig_train(data: str, target: str, trainer: str, model_name: str) -> RunResult:
+    def mlrig_train(
+        data: str, target: str, trainer: str, model: str, params: dict[str, Any], model_name: str
+    ) -> RunResult:
         return train_pipeline(
             settings, mode="prefect", call=call, on_step=on_step, trainer=trainer_fn
         )
 
     trainer_fn = trainer
+    t = settings.train
     return mlrig_train(
         data=settings.data.source or "embedded:winequality-red.csv",
         target=settings.data.target,
         trainer=trainer.__name__.removesuffix("_step"),
+        model=settings.train.model,
+        params={
+            **{k: v for k, v in (("alpha", t.alpha), ("l1_ratio", t.l1_ratio)) if v is not None},
+            **t.params,
+        },
         model_name=settings.tracking.model_name,
     )

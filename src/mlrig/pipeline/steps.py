@@ -81,7 +81,7 @@ class ChampionScore:
 @dataclass(frozen=True)
 class Registered:
     run_id: str
-    experiment_id: str
+    experiment: str  # where the run landed (`mlflow run` may have chosen it)
     version: str
 
 
@@ -317,7 +317,10 @@ def log_register_step(
     if prepared.eval_run_id is None and (decision.promote or decision.champion is None):
         remember_eval_set(client, name, run.run_id, prepared.eval_digest)
     set_alias(client, name, CHALLENGER, version)
-    return Registered(run.run_id, experiment_id, version)
+    experiment = settings.tracking.experiment
+    if run.experiment_id != experiment_id:
+        experiment = client.get_experiment(run.experiment_id).name
+    return Registered(run.run_id, experiment, version)
 
 
 def promote_step(settings: Settings, registered: Registered, decision: GateDecision) -> bool:
@@ -418,7 +421,7 @@ def train_pipeline(
         params={**fitted.spec.as_params(), **fitted.extra_params},
         metrics=evaluation.metrics,
         run_id=registered.run_id,
-        experiment=settings.tracking.experiment,
+        experiment=registered.experiment,
         model_name=settings.tracking.model_name,
         version=registered.version,
         promoted=promoted,

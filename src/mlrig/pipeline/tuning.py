@@ -170,7 +170,7 @@ def make_tune_step(on_progress: OnProgress | None = None) -> Trainer:
         remaining = max(0, tune.trials - done)
         client = open_client(settings)
         experiment_id = ensure_experiment(client, settings)
-        parent = start_parent_run(
+        parent, experiment_id = start_parent_run(
             client,
             experiment_id,
             f"tune-{name}",

@@ -38,6 +38,7 @@ requests = sa.Table(
     sa.Column("feature_names", sa.Text, nullable=False),  # JSON list
     # little-endian float64, row-major n_rows × len(feature_names): encoding 1,000 rows as
     # JSON cost more than the commit; export decodes it back to columns
+    # (JSON rows instead when the model has categorical features; feature_names then says so)
     sa.Column("features", sa.LargeBinary, nullable=False),
     sa.Column("predictions", sa.LargeBinary, nullable=False),  # float64 × n_rows
     sa.Column("ids", sa.Text, nullable=True),  # JSON list when the client chose ids, else derived
@@ -77,7 +78,7 @@ class PredictionStore:
         mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         self._insert_requests = _insert_sql(requests, mark, "batch_id")
         self._insert_ids = _insert_sql(prediction_ids, mark, "id")
-        self._names_json: dict[tuple[str, ...], str] = {}
+        self._names_json: dict[tuple[tuple[str, ...], bool], str] = {}
 
     def create_schema(self) -> None:
         try:
@@ -93,9 +94,13 @@ class PredictionStore:
         rows: list[tuple[Any, ...]] = []
         id_rows: list[tuple[str, str, int]] = []
         for b in batches:
-            names = self._names_json.get(b.feature_names)
+            mixed = b.x.dtype == object
+            names = self._names_json.get((b.feature_names, mixed))
             if names is None:
-                names = self._names_json[b.feature_names] = orjson.dumps(b.feature_names).decode()
+                value: Any = (
+                    {"columns": b.feature_names, "encoding": "json"} if mixed else b.feature_names
+                )
+                names = self._names_json[(b.feature_names, mixed)] = orjson.dumps(value).decode()
             rows.append(
                 (
                     b.batch_id,
@@ -105,7 +110,7 @@ class PredictionStore:
                     b.endpoint,
                     b.n_rows,
                     names,
-                    _blob(b.x),
+                    orjson.dumps(b.x.tolist()) if mixed else _blob(b.x),
                     _blob(b.predictions),
                     orjson.dumps(b.ids).decode() if b.client_ids else None,
                     b.latency_ms,
@@ -179,7 +184,10 @@ class PredictionStore:
         for b in batches:
             n = int(b["n_rows"])
             names = orjson.loads(b["feature_names"])
-            part = pd.DataFrame(_unblob(b["features"]).reshape(n, len(names)), columns=names)
+            if isinstance(names, dict):  # categorical features: rows stored as JSON
+                part = pd.DataFrame(orjson.loads(b["features"]), columns=names["columns"])
+            else:
+                part = pd.DataFrame(_unblob(b["features"]).reshape(n, len(names)), columns=names)
             part.insert(
                 0, "id", orjson.loads(b["ids"]) if b["ids"] else generated_ids(b["batch_id"], n)
             )

@@ -60,6 +60,7 @@ def create_app(
     cfg = settings.serving
     metrics = metrics or ServingMetrics()
     features = follower.current.features if follower.current else ()
+    categorical = follower.current.categorical if follower.current else ()
     handler = PredictionHandler(
         follower, PredictBatcher(writer), metrics, cfg.predict_token, cfg.max_body_bytes
     )
@@ -102,7 +103,7 @@ def create_app(
     @app.post(
         "/predict",
         summary="Predict one record or a list; each may carry an id",
-        openapi_extra=predict_schema(features),
+        openapi_extra=predict_schema(features, categorical),
     )
     async def predict(request: Request) -> Response:
         return await _predict_route(request, PREDICT)
@@ -110,7 +111,7 @@ def create_app(
     @app.post(
         "/invocations",
         summary="MLflow scoring protocol (JSON formats and text/csv)",
-        openapi_extra=predict_schema(features, invocations=True),
+        openapi_extra=predict_schema(features, categorical, invocations=True),
     )
     async def invocations(request: Request) -> Response:
         return await _predict_route(request, INVOCATIONS)

@@ -74,14 +74,15 @@ def _answer_predict(p: Predictor, batch: Batch, preds: np.ndarray) -> Reply:
             "version": p.version,
             "predictions": [
                 {"id": i, "prediction": y, "model": p.name, "version": p.version}
-                for i, y in zip(batch.ids, preds.tolist(), strict=True)
+                for i, y in zip(batch.ids, p.answer_values(preds), strict=True)
             ],
         }
     )
 
 
 def _answer_invocations(p: Predictor, _batch: Batch, preds: np.ndarray) -> Reply:
-    return json_reply({"predictions": preds}, headers={"X-Model-Version": p.version})
+    values: Any = preds if p.task == "regression" else p.answer_values(preds)
+    return json_reply({"predictions": values}, headers={"X-Model-Version": p.version})
 
 
 def _mlflow_error(err: RequestError) -> dict[str, Any]:

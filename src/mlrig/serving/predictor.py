@@ -18,6 +18,7 @@ import orjson
 
 from mlrig.predictions.records import generated_id, generated_ids, new_batch_id
 from mlrig.tracking.loading import LoadedModel
+from mlrig.training.train import accept_arrays
 
 _NUMBER = (int, float)
 
@@ -55,27 +56,40 @@ class Batch:
 
 
 class Predictor:
-    """One loaded model version and its input contract."""
+    """One loaded model version and its input contract.
+
+    All-numeric models take one float64 matrix. Models with categorical features take an
+    object matrix (numbers as float, categories as str) that their Pipeline encodes itself.
+    """
 
     def __init__(self, model: LoadedModel, max_rows: int) -> None:
         self.name = model.name
         self.version = model.version
         self.features = model.features
+        self.task = model.task
         self.max_rows = max_rows
         self._index = {f: i for i, f in enumerate(self.features)}
+        self.categorical = model.categorical
+        self._categorical = frozenset(model.categorical)
         self._estimator = model.estimator
         # Inputs are validated here, positionally, against the signature: sklearn's own
         # feature-name check would warn on every NumPy call.
         if list(getattr(self._estimator, "feature_names_in_", self.features)) == list(
             self.features
         ):
-            self._estimator.__dict__.pop("feature_names_in_", None)
+            accept_arrays(self._estimator)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         import sklearn
 
         with sklearn.config_context(assume_finite=True):  # JSON cannot carry NaN or inf
             return np.asarray(self._estimator.predict(x), dtype=np.float64).ravel()
+
+    def answer_values(self, preds: np.ndarray) -> list[Any]:
+        """Predictions as JSON values: class labels stay integers."""
+        if self.task == "classification":
+            return list(preds.astype(np.int64).tolist())
+        return list(preds.tolist())
 
     # --- /predict ------------------------------------------------------------------------------
 
@@ -178,6 +192,8 @@ class Predictor:
             raise RequestError(422, f"missing feature {missing[0]!r}", None, missing[0])
         if len(set(columns)) != len(columns):
             raise RequestError(422, "duplicate column names")
+        if self._categorical:
+            return self._new_ids(self._mixed_rows(rows, columns))
         x = None if exact else _numeric(rows, len(columns))
         if x is None:
             for i, row in enumerate(rows):
@@ -206,6 +222,16 @@ class Predictor:
             reader = csv.reader(io.StringIO(body.decode("utf-8-sig")))
             header = next(reader)
             rows: list[list[Any]] = []
+            if self._categorical:  # text stays text; _mixed_rows checks the numeric fields
+                numeric = [h not in self._categorical for h in header]
+                for i, raw in enumerate(reader):
+                    rows.append(
+                        [
+                            _csv_value(v, num, i, h)
+                            for v, num, h in zip(raw, numeric, header, strict=False)
+                        ]
+                    )
+                return self._from_rows(rows, header, exact=True)
             for i, raw in enumerate(reader):
                 try:
                     rows.append([float(v) for v in raw])
@@ -224,6 +250,10 @@ class Predictor:
     ) -> np.ndarray:
         """Feature matrix of dict records (already checked to be dicts)."""
         feats = self.features
+        if self._categorical:
+            for i, rec in enumerate(records):
+                self._check_fields(rec, i, allow)
+            return self._mixed_rows([[r[f] for f in feats] for r in records], list(feats))
         if not _may_hold_bool(body):
             width = len(feats)
             if all(len(r) == width + sum(1 for a in allow if a in r) for r in records):
@@ -239,18 +269,44 @@ class Predictor:
         return x
 
     def _row_from_mapping(self, rec: dict[str, Any], i: int, allow: set[str]) -> list[float]:
+        self._check_fields(rec, i, allow)
         row = []
         for f in self.features:
-            if f not in rec:
-                raise RequestError(422, f"record {i}: missing feature {f!r}", i, f)
             value = rec[f]
             if type(value) not in _NUMBER:
                 raise RequestError(422, _type_msg(i, f, value), i, f)
             row.append(value)
+        return row
+
+    def _check_fields(self, rec: dict[str, Any], i: int, allow: set[str]) -> None:
+        for f in self.features:
+            if f not in rec:
+                raise RequestError(422, f"record {i}: missing feature {f!r}", i, f)
         if len(rec) > len(self.features) + sum(1 for a in allow if a in rec):
             extra = next(k for k in rec if k not in self._index and k not in allow)
             raise RequestError(422, f"record {i}: unknown field {extra!r}", i, extra)
-        return row
+
+    def _mixed_rows(self, rows: list[Any], columns: list[str]) -> np.ndarray:
+        """Object matrix in feature order: numbers as float, categories as str (a category
+        may arrive as a JSON integer, e.g. a location id)."""
+        width = len(columns)
+        order = [columns.index(f) for f in self.features]
+        x = np.empty((len(rows), len(self.features)), dtype=object)
+        for i, row in enumerate(rows):
+            if not isinstance(row, list) or len(row) != width:
+                raise RequestError(422, f"record {i}: expected a list of {width} values", i)
+            for j, src in enumerate(order):
+                name, value = self.features[j], row[src]
+                kind = type(value)
+                if name in self._categorical:
+                    if kind is not str and kind is not int:
+                        raise RequestError(422, _category_msg(i, name, value), i, name)
+                    x[i, j] = value if kind is str else str(value)
+                elif kind in _NUMBER:
+                    x[i, j] = float(value)
+                else:
+                    raise RequestError(422, _type_msg(i, name, value), i, name)
+        return x
 
     def _check_size(self, n: int) -> None:
         if n == 0:
@@ -282,6 +338,23 @@ def _loads(body: bytes) -> Any:
 def _type_msg(i: int, field: str, value: Any) -> str:
     kind = "null" if value is None else type(value).__name__
     return f"record {i}: field {field!r} must be a number, got {kind} {orjson.dumps(value).decode()[:40]}"
+
+
+def _category_msg(i: int, field: str, value: Any) -> str:
+    kind = "null" if value is None else type(value).__name__
+    return (
+        f"record {i}: field {field!r} is categorical and must be a string or integer, "
+        f"got {kind} {orjson.dumps(value).decode()[:40]}"
+    )
+
+
+def _csv_value(value: str, numeric: bool, i: int, field: str) -> Any:
+    if not numeric:
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise RequestError(422, _type_msg(i, field, value), i, field) from None
 
 
 def _may_hold_bool(body: bytes) -> bool:

@@ -17,14 +17,18 @@ class Feedback(BaseModel):
     actual: float = Field(description="The observed ground truth.")
 
 
-def record_model(features: Sequence[str]) -> type[BaseModel]:
+def record_model(features: Sequence[str], categorical: Sequence[str] = ()) -> type[BaseModel]:
     fields: dict[str, Any] = {"id": (str | None, Field(None, description="Optional request id."))}
-    fields.update({f: (float, Field(..., alias=f)) for f in features})
+    fields.update(
+        {f: (str | int if f in categorical else float, Field(..., alias=f)) for f in features}
+    )
     return create_model("Record", **fields)
 
 
-def predict_schema(features: Sequence[str], invocations: bool = False) -> dict[str, Any]:
-    record = record_model(features).model_json_schema()
+def predict_schema(
+    features: Sequence[str], categorical: Sequence[str] = (), invocations: bool = False
+) -> dict[str, Any]:
+    record = record_model(features, categorical).model_json_schema()
     record["additionalProperties"] = False
     if invocations:
         record["properties"].pop("id", None)
@@ -41,7 +45,11 @@ def predict_schema(features: Sequence[str], invocations: bool = False) -> dict[s
                         },
                         "data": {
                             "type": "array",
-                            "items": {"type": "array", "items": {"type": "number"}},
+                            "items": {
+                                "type": "array",
+                                # rows mix numbers and category strings when there are any
+                                "items": {} if categorical else {"type": "number"},
+                            },
                         },
                     },
                 },

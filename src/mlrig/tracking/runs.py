@@ -131,14 +131,23 @@ def log_training_run(
             pip_requirements=pip_requirements(),
             skops_trusted_types=trusted_types(model),
         )
-    return LoggedRun(run.info.run_id, info.model_uri, experiment_id)
+    return LoggedRun(run.info.run_id, info.model_uri, str(run.info.experiment_id))
 
 
 def start_parent_run(
     client: MlflowClient, experiment_id: str, run_name: str, tags: dict[str, str]
-) -> str:
-    """An open run that trial runs nest under and the final model is logged into."""
-    return str(client.create_run(experiment_id, run_name=run_name, tags=tags).info.run_id)
+) -> tuple[str, str]:
+    """(run id, experiment id) of an open run that trial runs nest under and the final model
+    is logged into: the run `mlflow run` opened for us (``MLFLOW_RUN_ID``), else a new one."""
+    import os
+
+    outer = os.environ.get("MLFLOW_RUN_ID")
+    if outer:
+        for key, value in tags.items():
+            client.set_tag(outer, key, value)
+        return outer, str(client.get_run(outer).info.experiment_id)
+    run = client.create_run(experiment_id, run_name=run_name, tags=tags)
+    return str(run.info.run_id), experiment_id
 
 
 def end_run(client: MlflowClient, run_id: str, status: str = "FINISHED") -> None:

@@ -95,3 +95,52 @@ def test_invocation_formats_agree(predictor: Predictor) -> None:
         predictor.parse_invocation(
             _b({"dataframe_split": {"columns": ["x1", "z"], "data": [[1, 2]]}}), "application/json"
         )
+
+
+@pytest.fixture
+def zoned() -> Predictor:
+    """A Pipeline with a categorical column, as `mlrig run` builds it."""
+    from mlrig.data.schema import FeatureSchema
+    from mlrig.training.train import ModelSpec, fit_model
+
+    frame = pd.DataFrame({"zone": ["132", "7", "132", "48"] * 5, "km": [1.0, 2.0, 3.0, 4.0] * 5})
+    y = frame["km"] * 2 + (frame["zone"] == "132") * 5
+    schema = FeatureSchema(("zone", "km"), "y", ("zone",))
+    model = fit_model(frame, y, schema, ModelSpec("ridge", {"alpha": 0.01}))
+    return Predictor(LoadedModel(model, "taxi", "1", None, ("zone", "km"), ("zone",)), max_rows=10)
+
+
+def test_categorical_fields_take_strings_or_integer_ids(zoned: Predictor) -> None:
+    batch = zoned.parse_predict(_b([{"zone": 132, "km": 1}, {"zone": "132", "km": 1.0}]))
+    assert batch.x.dtype == object and batch.x[0, 0] == "132"
+    preds = zoned.predict(batch.x)
+    assert preds[0] == pytest.approx(preds[1]) and preds[0] == pytest.approx(7.0, abs=0.2)
+    unknown = zoned.parse_predict(_b({"zone": "999", "km": 1}))  # unseen zone: still answers
+    assert np.isfinite(zoned.predict(unknown.x)).all()
+
+
+@pytest.mark.parametrize(
+    ("record", "field", "message"),
+    [
+        ({"zone": True, "km": 1}, "zone", "categorical and must be a string or integer"),
+        ({"zone": None, "km": 1}, "zone", "categorical"),
+        ({"zone": "7", "km": "far"}, "km", "must be a number"),
+        ({"km": 1}, "zone", "missing feature"),
+    ],
+)
+def test_categorical_model_names_the_bad_field(
+    zoned: Predictor, record: dict[str, object], field: str, message: str
+) -> None:
+    with pytest.raises(RequestError) as err:
+        zoned.parse_predict(_b(record))
+    assert err.value.status == 422 and err.value.field == field and message in err.value.message
+
+
+def test_categorical_model_reads_mlflow_split_and_csv(zoned: Predictor) -> None:
+    split = zoned.parse_invocation(
+        _b({"dataframe_split": {"columns": ["km", "zone"], "data": [[2.0, "7"], [1, 132]]}}),
+        "application/json",
+    )
+    assert split.x.tolist() == [["7", 2.0], ["132", 1.0]]
+    csv = zoned.parse_invocation(b"zone,km\n132,1\n7,2\n", "text/csv")
+    assert csv.x.tolist() == [["132", 1.0], ["7", 2.0]]
