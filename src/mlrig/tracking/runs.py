@@ -55,6 +55,7 @@ def pip_requirements() -> list[str]:
 # Types skops will not load unless told: mlrig created these files itself.
 _SKOPS_TRUSTED = {
     "HistGradientBoosting": ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"],
+    "RandomForest": ["sklearn.tree._tree.Tree"],
 }
 
 

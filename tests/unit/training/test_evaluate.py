@@ -5,6 +5,8 @@ import random
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mlrig.errors import ConfigError
 from mlrig.training.evaluate import (
@@ -84,3 +86,19 @@ def test_gate_metric_defaults_by_task_and_refuses_the_wrong_task() -> None:
         ConfigError, match=r"tracking\.champion_metric = 'rmse' is not a classification"
     ):
         gate_metric("classification", "rmse")
+
+
+@given(
+    metric=st.sampled_from([m for task in METRICS.values() for m in task]),
+    champion=st.floats(-10, 10, allow_nan=False),
+    challenger=st.floats(-10, 10, allow_nan=False),
+    margin=st.floats(0, 2, allow_nan=False),
+)
+def test_gate_promotes_exactly_when_better_by_more_than_the_margin(
+    metric: str, champion: float, challenger: float, margin: float
+) -> None:
+    decision = decide_promotion(challenger, champion, metric, margin)
+    gain = champion - challenger if metric in LOWER_IS_BETTER else challenger - champion
+    assert decision.promote == (gain > margin)
+    if decision.promote:  # a promoted challenger is never worse than the champion
+        assert (challenger < champion) if metric in LOWER_IS_BETTER else (challenger > champion)
