@@ -114,3 +114,21 @@ def test_human_summary_and_models_list(home: Path) -> None:
     quiet = run_cli("run", "--home", str(home), "--quiet")
     assert quiet.returncode == 0 and quiet.stderr.strip() == ""
     assert "v2" in quiet.stdout and "champion=no" in quiet.stdout
+
+
+def test_python_api_keeps_two_homes_apart_in_one_process(tmp_path: Path) -> None:
+    """MLflow exports the tracking URI it is given to the environment; a second home in the
+    same process must still get its own store."""
+    import os
+
+    import mlrig
+    from mlflow import MlflowClient
+
+    first = mlrig.run(home=tmp_path / "a")
+    second = mlrig.run(home=tmp_path / "b")
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert first.version == "1" and second.version == "1"  # each home has its own registry
+    for home, result in ((tmp_path / "a", first), (tmp_path / "b", second)):
+        uri = f"sqlite:///{home.resolve() / 'mlflow.db'}"
+        assert MlflowClient(uri).get_run(result.run_id).info.status == "FINISHED"
+        assert result.tracking_uri == uri

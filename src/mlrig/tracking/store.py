@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 log = logging.getLogger(__name__)
+_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
 def open_client(settings: Settings) -> MlflowClient:
@@ -27,8 +28,17 @@ def open_client(settings: Settings) -> MlflowClient:
 
     if settings.tracking_uri.startswith("sqlite:") or settings.registry_uri.startswith("sqlite:"):
         settings.home_dir.mkdir(parents=True, exist_ok=True)
+    # MLflow also exports the URI to the environment, where mlrig would later mistake it for
+    # the user's MLFLOW_TRACKING_URI (a second home in the same process would write into the
+    # first): keep the environment as the user left it.
+    before = {name: os.environ.get(name) for name in _URI_VARIABLES}
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.registry_uri)
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     try:
         return MlflowClient(settings.tracking_uri, settings.registry_uri)
     except Exception as exc:
