@@ -121,8 +121,9 @@ def test_python_api_keeps_two_homes_apart_in_one_process(tmp_path: Path) -> None
     same process must still get its own store."""
     import os
 
-    import mlrig
     from mlflow import MlflowClient
+
+    import mlrig
 
     first = mlrig.run(home=tmp_path / "a")
     second = mlrig.run(home=tmp_path / "b")
