@@ -33,6 +33,8 @@ check: install  ## lint, types, import layering
 
 bench: install  ## benchmarks (never run alongside tests or another benchmark)
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/tuning.py
+	$(BIN)/python bench/serving.py
 
 clean:
 	rm -rf $(VENV) .mlrig

@@ -55,6 +55,15 @@ def main() -> None:
             "--home",
             str(tmp / "mlrig"),
         ],
+        "mlrig run, evaluation plots off": [
+            "env",
+            "MLRIG_TRAIN__PLOTS=false",
+            str(BIN / "mlrig"),
+            "run",
+            "--quiet",
+            "--home",
+            str(tmp / "mlrig-noplots"),
+        ],
     }
     for argv in commands.values():  # warm-up: creates each store and fills OS caches
         subprocess.run(argv, check=True, capture_output=True, env=_env(), cwd=tmp)

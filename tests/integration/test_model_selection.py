@@ -197,3 +197,24 @@ def test_promote_and_rollback_record_who_and_why(home: Path, mlflow_client) -> N
     assert missing.returncode == 4 and "no version '9'" in missing.stderr
     no_reason = run_cli("models", "promote", "wine-quality", "1", "--home", str(home))
     assert no_reason.returncode == 2 and "--reason" in no_reason.stderr
+
+
+def test_multiclass_run_and_classification_tune(tmp_path: Path, home: Path, mlflow_client) -> None:  # type: ignore[no-untyped-def]
+    config = tmp_path / "multi.toml"
+    config.write_text(
+        '[data]\ntask = "classification"\n[train]\nmodel = "logistic"\n'
+        '[tracking]\nmodel_name = "wine-grade"\n'
+    )
+    multi = _run(home, "--config", str(config))
+    assert multi["task"] == "classification" and multi["decision"]["metric"] == "ks"
+    assert 0.5 < multi["metrics"]["roc_auc"] <= 1 and 0 < multi["metrics"]["ks"] <= 1
+    done = run_cli(
+        "tune", "--home", str(home), "--json", "--config", str(config),
+        "--trials", "6", "--timeout", "120", "-m", "logistic", "-m", "random_forest",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    tuned = json.loads(done.stdout)
+    assert tuned["task"] == "classification" and tuned["params"]["study_trials"] == 6
+    assert tuned["decision"]["champion"] == pytest.approx(multi["metrics"]["ks"])
+    parent = mlflow_client.get_run(tuned["run_id"])
+    assert "best_validation_ks" in parent.data.metrics and "log_loss" in parent.data.metrics

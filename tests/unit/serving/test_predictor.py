@@ -144,3 +144,13 @@ def test_categorical_model_reads_mlflow_split_and_csv(zoned: Predictor) -> None:
     assert split.x.tolist() == [["7", 2.0], ["132", 1.0]]
     csv = zoned.parse_invocation(b"zone,km\n132,1\n7,2\n", "text/csv")
     assert csv.x.tolist() == [["132", 1.0], ["7", 2.0]]
+
+
+def test_classifier_answers_integer_labels() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    frame = pd.DataFrame({"x1": [0.0, 1.0, 2.0, 3.0], "x2": [1.0, 0.0, 1.0, 0.0]})
+    model = LogisticRegression().fit(frame, [0, 0, 1, 1])
+    p = Predictor(LoadedModel(model, "m", "1", None, FEATURES, task="classification"), max_rows=3)
+    batch = p.parse_predict(_b([{"x1": 0, "x2": 1}, {"x1": 3, "x2": 0}]))
+    assert p.answer_values(p.predict(batch.x)) == [0, 1]
