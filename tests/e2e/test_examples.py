@@ -38,7 +38,7 @@ def test_quickstart_notebook_runs_top_to_bottom(
 
 
 @pytest.mark.slow
-def test_mlproject_main_entry_point_runs_mlrig_inside_the_mlflow_run(home: Path) -> None:
+def test_mlproject_entry_points_run_mlrig_inside_the_mlflow_run(home: Path) -> None:
     from mlflow import MlflowClient
 
     uri = f"sqlite:///{home / 'mlflow.db'}"
@@ -48,18 +48,32 @@ def test_mlproject_main_entry_point_runs_mlrig_inside_the_mlflow_run(home: Path)
         MLRIG_HOME=str(home),
         MLFLOW_TRACKING_URI=uri,
     )
-    done = subprocess.run(
-        [str(BIN / "mlflow"), "run", str(EXAMPLES), "-P", "alpha=0.42", "--env-manager", "local"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+
+    def mlflow_run(*args: str) -> None:
+        done = subprocess.run(
+            [str(BIN / "mlflow"), "run", str(EXAMPLES), *args, "--env-manager", "local"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    mlflow_run("-P", "alpha=0.42")
     client = MlflowClient(uri, uri)
     version = client.get_model_version_by_alias("wine-quality", "champion")
     run = client.get_run(version.run_id)
     assert run.data.params["alpha"] == "0.42" and run.data.params["l1_ratio"] == "0.5"
     assert run.data.tags["mlflow.project.entryPoint"] == "main"  # the run `mlflow run` opened
     assert run.info.status == "FINISHED"
+
+    mlflow_run("-e", "auto_train", "-P", "trials=4")
+    tuned = client.search_runs(
+        [run.info.experiment_id], "tags.`mlflow.project.entryPoint` = 'auto_train'"
+    )
+    assert len(tuned) == 1 and tuned[0].data.params["study_trials"] == "4"
+    children = client.search_runs(
+        [run.info.experiment_id], f"tags.mlflow.parentRunId = '{tuned[0].info.run_id}'"
+    )
+    assert len(children) == 4  # the trials nest under the run `mlflow run` opened

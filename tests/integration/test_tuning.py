@@ -153,3 +153,23 @@ def test_tune_refuses_a_family_that_cannot_do_the_task(home: Path) -> None:
     assert not (home / "optuna.db").exists() or not optuna.get_all_study_summaries(
         f"sqlite:///{home / 'optuna.db'}"
     )
+
+
+def test_workers_share_a_study_in_postgresql(home: Path, postgres_url: str) -> None:
+    """Team mode: the study lives in PostgreSQL, as when several machines work on it."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text("DROP DATABASE IF EXISTS optuna_tune"))
+        conn.execute(sa.text("CREATE DATABASE optuna_tune"))
+    engine.dispose()
+    storage = postgres_url.rsplit("/", 1)[0] + "/optuna_tune"
+    result = _tune(
+        home, "--trials", "8", "--workers", "2", "-m", "ridge", "--storage", storage,
+        "--study", "shared",
+    )  # fmt: skip
+    study = optuna.load_study(study_name="shared", storage=storage)
+    assert len([t for t in study.trials if t.state in FINISHED]) == 8
+    assert result["params"]["study"] == "shared" and result["params"]["study_trials"] == 8
+    assert not (home / "optuna.db").exists()  # nothing went to the embedded default

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
@@ -15,9 +16,17 @@ app = typer.Typer(
     help="Inspect registered models; promote or roll back the champion.", no_args_is_help=True
 )
 
+NameArg = Annotated[str, typer.Argument(help="Registered model name.")]
 ReasonOpt = Annotated[
     str, typer.Option("--reason", "-r", help="Why (recorded in the registry with your name).")
 ]
+
+
+def _client(config: Path | None, home: Path | None) -> Any:
+    from mlrig.tracking.store import open_client
+
+    quiet_libraries()
+    return open_client(settings_from(config, home))
 
 
 def _metric_keys() -> tuple[str, ...]:
@@ -37,10 +46,8 @@ def list_command(config: ConfigOpt = None, home: HomeOpt = None, as_json: JsonOp
     from rich.table import Table
 
     from mlrig.tracking.registry import list_versions
-    from mlrig.tracking.store import open_client
 
-    quiet_libraries()
-    versions = list_versions(open_client(settings_from(config, home)), _metric_keys())
+    versions = list_versions(_client(config, home), _metric_keys())
     if as_json:
         typer.echo(json.dumps([asdict(v) for v in versions], indent=2))
         return
@@ -55,7 +62,7 @@ def list_command(config: ConfigOpt = None, home: HomeOpt = None, as_json: JsonOp
 
 @app.command("show")
 def show_command(
-    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    name: NameArg,
     config: ConfigOpt = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
@@ -67,10 +74,8 @@ def show_command(
 
     from mlrig.errors import ModelNotFoundError
     from mlrig.tracking.registry import champion_history, list_versions
-    from mlrig.tracking.store import open_client
 
-    quiet_libraries()
-    client = open_client(settings_from(config, home))
+    client = _client(config, home)
     versions = list_versions(client, _metric_keys(), name)
     if not versions:
         raise ModelNotFoundError(f"model {name!r}: not in the registry (see `mlrig models list`)")
@@ -115,7 +120,7 @@ def _who() -> str:
 
 @app.command("promote")
 def promote_command(
-    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    name: NameArg,
     version: Annotated[str, typer.Argument(help="Version to make champion.")],
     reason: ReasonOpt,
     config: ConfigOpt = None,
@@ -123,10 +128,8 @@ def promote_command(
 ) -> None:
     """Make VERSION the champion, bypassing the gate; records who and why."""
     from mlrig.tracking.registry import model_version, move_champion
-    from mlrig.tracking.store import open_client
 
-    quiet_libraries()
-    client = open_client(settings_from(config, home))
+    client = _client(config, home)
     model_version(client, f"{name}/{version}")  # a clear error when it does not exist
     change = move_champion(client, name, version, "promote", _who(), reason)
     was = f" (was version {change.previous})" if change.previous else ""
@@ -135,17 +138,15 @@ def promote_command(
 
 @app.command("rollback")
 def rollback_command(
-    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    name: NameArg,
     reason: ReasonOpt,
     config: ConfigOpt = None,
     home: HomeOpt = None,
 ) -> None:
     """Move the champion back to the version it replaced; records who and why."""
     from mlrig.tracking.registry import move_champion, previous_champion
-    from mlrig.tracking.store import open_client
 
-    quiet_libraries()
-    client = open_client(settings_from(config, home))
+    client = _client(config, home)
     target = previous_champion(client, name)
     change = move_champion(client, name, target, "rollback", _who(), reason)
     typer.echo(f"{name}: champion rolled back to version {target} (was {change.previous})")

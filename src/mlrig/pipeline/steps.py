@@ -158,8 +158,8 @@ def prepare_step(data: ValidatedData, settings: Settings) -> Prepared:
     schema = data.schema
     features, target = list(schema.features), schema.target
     stored = load_eval_set(open_client(settings), settings.tracking.model_name)
-    if stored is not None and list(stored.frame.columns) == [*features, target]:
-        frozen = stored.frame.astype(data.frame.dtypes.to_dict())
+    frozen = _compatible(stored.frame, data.frame) if stored is not None else None
+    if stored is not None and frozen is not None:
         note = f"frozen evaluation set of run {stored.run_id} ({len(frozen)} rows)"
         digest, run_id = stored.digest, stored.run_id
     else:
@@ -173,8 +173,8 @@ def prepare_step(data: ValidatedData, settings: Settings) -> Prepared:
         frozen = split.x_test.assign(**{target: split.y_test})
         note = "new evaluation set (stored with this run)"
         if stored is not None:
-            note += (
-                f"; the stored one has other columns ({', '.join(map(str, stored.frame.columns))})"
+            note += "; the stored one has other columns or types: " + ", ".join(
+                f"{c} ({t})" for c, t in stored.frame.dtypes.astype(str).items()
             )
         digest, run_id = _digest(frozen), None
     # Training rows are every row not in the evaluation set, duplicates included: a copy of an
@@ -183,6 +183,16 @@ def prepare_step(data: ValidatedData, settings: Settings) -> Prepared:
     return Prepared(
         train[features], train[target], frozen[features], frozen[target], digest, run_id, note
     )
+
+
+def _compatible(stored: pd.DataFrame, current: pd.DataFrame) -> pd.DataFrame | None:
+    """The stored evaluation rows typed like ``current``, or None if they cannot be."""
+    if list(stored.columns) != list(current.columns):
+        return None
+    try:
+        return stored.astype(current.dtypes.to_dict())
+    except (TypeError, ValueError):
+        return None
 
 
 def _row_hashes(frame: pd.DataFrame) -> pd.Series:
@@ -314,7 +324,7 @@ def log_register_step(
     version = register_version(client, name, run.model_uri, run.run_id)
     for key, value in {**gate_tags, "mlrig.task": schema.task}.items():
         client.set_model_version_tag(name, version, key, value)
-    if prepared.eval_run_id is None and (decision.promote or decision.champion is None):
+    if prepared.eval_run_id is None:  # the first set, or one for new columns: later runs use it
         remember_eval_set(client, name, run.run_id, prepared.eval_digest)
     set_alias(client, name, CHALLENGER, version)
     experiment = settings.tracking.experiment
