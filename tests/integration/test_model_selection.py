@@ -32,7 +32,12 @@ def test_wine_classification_example_picks_its_champion_by_ks(home: Path, mlflow
     assert first["decision"]["metric"] == "ks" and first["promoted"] is True
     assert first["params"]["model"] == "hist_gradient_boosting"
     plots = _artifacts(mlflow_client, first["run_id"], "plots")
-    assert {"plots/roc_curve.png", "plots/ks_curve.png", "plots/confusion_matrix.png"} <= plots
+    assert {
+        "plots/roc_curve.png",
+        "plots/ks_curve.png",
+        "plots/confusion_matrix.png",
+        "plots/feature_importance.png",  # permutation importance: HGB has no coefficients
+    } <= plots
     assert _artifacts(mlflow_client, first["run_id"], "evaluation") == {
         "evaluation/eval_set.parquet"
     }
