@@ -169,7 +169,11 @@ def test_workers_share_a_study_in_postgresql(home: Path, postgres_url: str) -> N
         home, "--trials", "8", "--workers", "2", "-m", "ridge", "--storage", storage,
         "--study", "shared",
     )  # fmt: skip
-    study = optuna.load_study(study_name="shared", storage=storage)
-    assert len([t for t in study.trials if t.state in FINISHED]) == 8
+    rdb = optuna.storages.RDBStorage(storage)
+    try:
+        study = optuna.load_study(study_name="shared", storage=rdb)
+        assert len([t for t in study.trials if t.state in FINISHED]) == 8
+    finally:
+        rdb.engine.dispose()  # an undisposed pool is garbage-collected later, in another test
     assert result["params"]["study"] == "shared" and result["params"]["study_trials"] == 8
     assert not (home / "optuna.db").exists()  # nothing went to the embedded default
