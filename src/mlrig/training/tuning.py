@@ -52,7 +52,11 @@ def suggest(trial: optuna.Trial, families: list[str]) -> ModelSpec:
 
 def spec_from_params(params: dict[str, Any], families: list[str], seed: int) -> ModelSpec:
     """The ModelSpec a finished trial's ``params`` describe."""
-    name = str(params.get(FAMILY_PARAM, families[0]))
+    name = params.get(FAMILY_PARAM)
+    if name is None:  # a one-family trial: its parameter names carry the family
+        prefixes = {k.split(".", 1)[0] for k in params if "." in k}
+        name = prefixes.pop() if len(prefixes) == 1 else families[0]
+    name = str(name)
     prefix = f"{name}."
     own = {k.removeprefix(prefix): v for k, v in params.items() if k.startswith(prefix)}
     return ModelSpec(name, {**FAMILIES[name].defaults, **own}, seed)

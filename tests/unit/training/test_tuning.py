@@ -60,3 +60,8 @@ def test_objective_scores_on_validation_rows_and_prunes_staged_families() -> Non
     study.optimize(linear, n_trials=3)
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
     assert 0 < study.best_value < 1.5  # y = 3a - b + noise: a linear model does well
+
+
+def test_a_one_family_trial_maps_back_to_its_family_whatever_is_searched_now() -> None:
+    spec = spec_from_params({"ridge.alpha": 3.0}, ["elasticnet", "ridge"], seed=1)
+    assert spec.family == "ridge" and spec.params == {"alpha": 3.0}
