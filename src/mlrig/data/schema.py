@@ -3,7 +3,6 @@ its target and its task."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,11 +17,6 @@ class FeatureSchema:
     target: str
     categorical: tuple[str, ...] = ()
     task: Task = "regression"
-
-    @classmethod
-    def from_columns(cls, columns: Sequence[str], target: str) -> FeatureSchema:
-        """Every column but the target, in file order."""
-        return cls(tuple(c for c in columns if c != target), target)
 
     @property
     def numeric(self) -> tuple[str, ...]:

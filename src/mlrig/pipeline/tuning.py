@@ -14,7 +14,7 @@ import multiprocessing
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from mlrig.config import Settings, load_settings
@@ -149,10 +149,6 @@ def _last(values: dict[int, float]) -> float | None:
     return values[max(values)] if values else None
 
 
-def _spawned(job: WorkerJob) -> None:
-    run_worker(job)
-
-
 def make_tune_step(on_progress: OnProgress | None = None) -> Trainer:
     """The training step of `mlrig tune` (a Trainer for steps.train_pipeline)."""
 
@@ -198,7 +194,6 @@ def make_tune_step(on_progress: OnProgress | None = None) -> Trainer:
                 tune.timeout,
             )
             _run_workers(job, tune.workers, study, on_progress)
-            study = open_study(settings, name, metric, tune.seed)
             best = _best(study, name)
             spec = spec_from_params(best.params, families, settings.train.seed)
             model = fit_model(prepared.x_train, prepared.y_train, schema, spec)
@@ -241,8 +236,8 @@ def _run_workers(
     ctx = multiprocessing.get_context("spawn")
     procs = [
         ctx.Process(
-            target=_spawned,
-            args=(_replace(job, n_trials=n, seed=job.seed + i),),
+            target=run_worker,
+            args=(replace(job, n_trials=n, seed=job.seed + i),),
             name=f"mlrig-tune-{i}",
         )
         for i, n in enumerate(shares)
@@ -261,12 +256,6 @@ def _run_workers(
     failed = [p.name for p in procs if p.exitcode != 0]
     if failed:
         raise TuningError(f"study {job.study!r}: worker(s) {', '.join(failed)} failed")
-
-
-def _replace(job: WorkerJob, **changes: Any) -> WorkerJob:
-    from dataclasses import replace
-
-    return replace(job, **changes)
 
 
 def _best(study: optuna.Study, name: str) -> optuna.trial.FrozenTrial:
