@@ -20,7 +20,8 @@ _GENERATED = re.compile(r"^([0-9a-f]{32})-(\d+)$")
 
 @dataclass(frozen=True)
 class PredictionBatch:
-    """The rows of one answered request: ``x`` is (n, len(feature_names)), ``predictions`` (n,)."""
+    """The rows of one answered request: ``x`` is (n, len(feature_names)), ``predictions`` (n,);
+    a classifier also logs ``probabilities`` (n, len(classes)), one column per class."""
 
     batch_id: str
     ids: list[str]
@@ -33,6 +34,8 @@ class PredictionBatch:
     x: np.ndarray
     predictions: np.ndarray
     latency_ms: float
+    probabilities: np.ndarray | None = None
+    classes: tuple[str, ...] | None = None
 
     @property
     def n_rows(self) -> int:

@@ -43,6 +43,9 @@ requests = sa.Table(
     sa.Column("predictions", sa.LargeBinary, nullable=False),  # float64 × n_rows
     sa.Column("ids", sa.Text, nullable=True),  # JSON list when the client chose ids, else derived
     sa.Column("latency_ms", sa.Float, nullable=False),
+    # classifiers: float64 × n_rows × len(classes), row-major, and the class labels (JSON list)
+    sa.Column("probabilities", sa.LargeBinary, nullable=True),
+    sa.Column("classes", sa.Text, nullable=True),
 )
 
 prediction_ids = sa.Table(
@@ -59,6 +62,19 @@ feedback = sa.Table(
     sa.Column("id", sa.String(128), primary_key=True),
     sa.Column("actual", sa.Float, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# What `mlrig monitor` concluded, newest last: the server's /monitoring and overview page read
+# it here, so serving never computes drift itself.
+monitoring_results = sa.Table(
+    "monitoring_results",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("model_name", sa.String(256), nullable=False, index=True),
+    sa.Column("verdict", sa.String(32), nullable=False),
+    sa.Column("result", sa.Text, nullable=False),  # JSON, as `mlrig monitor --json` prints it
+    sa.Column("report_html", sa.Text, nullable=True),
 )
 
 
@@ -79,12 +95,30 @@ class PredictionStore:
         self._insert_requests = _insert_sql(requests, mark, "batch_id")
         self._insert_ids = _insert_sql(prediction_ids, mark, "id")
         self._names_json: dict[tuple[tuple[str, ...], bool], str] = {}
+        self._classes: dict[tuple[str, ...], str] = {}
 
     def create_schema(self) -> None:
+        """Create missing tables, and add the nullable columns later versions introduced to a
+        store an older mlrig created (nothing is dropped or rewritten)."""
         try:
             metadata.create_all(self.engine)
+            self._add_missing_columns()
         except sa.exc.SQLAlchemyError as exc:
             raise StoreUnavailableError(f"prediction store {_safe(self.url)}: {exc}") from exc
+
+    def _add_missing_columns(self) -> None:
+        inspector = sa.inspect(self.engine)
+        for table in metadata.sorted_tables:
+            present = {c["name"] for c in inspector.get_columns(table.name)}
+            missing = [c for c in table.columns if c.name not in present]
+            if not missing:
+                continue
+            with self.engine.begin() as conn:
+                for column in missing:
+                    kind = column.type.compile(dialect=self.engine.dialect)
+                    conn.exec_driver_sql(
+                        f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'
+                    )
 
     def insert_batches(self, batches: Sequence[PredictionBatch]) -> None:
         """Insert ``batches`` in one transaction; committed (durable) when this returns."""
@@ -114,6 +148,8 @@ class PredictionStore:
                     _blob(b.predictions),
                     orjson.dumps(b.ids).decode() if b.client_ids else None,
                     b.latency_ms,
+                    None if b.probabilities is None else _blob(b.probabilities),
+                    None if b.classes is None else self._classes_json(b.classes),
                 )
             )
             if b.client_ids:
@@ -122,6 +158,12 @@ class PredictionStore:
             conn.exec_driver_sql(self._insert_requests, rows)
             if id_rows:
                 conn.exec_driver_sql(self._insert_ids, id_rows)
+
+    def _classes_json(self, classes: tuple[str, ...]) -> str:
+        text = self._classes.get(classes)
+        if text is None:
+            text = self._classes[classes] = orjson.dumps(list(classes)).decode()
+        return text
 
     def missing_ids(self, ids: Iterable[str]) -> list[str]:
         """The prediction ids among ``ids`` that the store does not hold."""
@@ -158,6 +200,49 @@ class PredictionStore:
         with self.engine.connect() as conn:
             return int(
                 conn.scalar(sa.select(sa.func.coalesce(sa.func.sum(requests.c.n_rows), 0))) or 0
+            )
+
+    def feedback_count(self) -> int:
+        """Predictions with ground truth."""
+        with self.engine.connect() as conn:
+            return int(conn.scalar(sa.select(sa.func.count()).select_from(feedback)) or 0)
+
+    def save_monitoring(
+        self, model_name: str, verdict: str, result: str, report_html: str | None
+    ) -> int:
+        """Append one monitoring result (JSON text) and its HTML report; returns its id."""
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                monitoring_results.insert().values(
+                    computed_at=dt.datetime.now(dt.UTC),
+                    model_name=model_name,
+                    verdict=verdict,
+                    result=result,
+                    report_html=report_html,
+                )
+            )
+            key = done.inserted_primary_key
+            assert key is not None
+            return int(key[0])
+
+    def latest_monitoring(self, model_name: str) -> tuple[int, str] | None:
+        """(id, JSON result) of the newest monitoring result for ``model_name``, if any."""
+        query = (
+            sa.select(monitoring_results.c.id, monitoring_results.c.result)
+            .where(monitoring_results.c.model_name == model_name)
+            .order_by(monitoring_results.c.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def monitoring_report(self, result_id: int) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.scalar(
+                sa.select(monitoring_results.c.report_html).where(
+                    monitoring_results.c.id == result_id
+                )
             )
 
     def read_frame(self, since: dt.datetime | None = None) -> pd.DataFrame:
@@ -201,6 +286,11 @@ class PredictionStore:
             ):
                 part.insert(len(part.columns), col, b[col])
             part["prediction"] = _unblob(b["predictions"])
+            if b["probabilities"] is not None:
+                classes = orjson.loads(b["classes"])
+                proba = _unblob(b["probabilities"]).reshape(n, len(classes))
+                for j, label in enumerate(classes):
+                    part[f"proba_{label}"] = proba[:, j]
             parts.append(part)
         frame = pd.concat(parts, ignore_index=True)
         return frame.merge(truth, on="id", how="left")

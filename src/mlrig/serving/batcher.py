@@ -19,6 +19,9 @@ from mlrig.predictions.records import PredictionBatch
 from mlrig.predictions.writer import GroupCommitWriter
 from mlrig.serving.predictor import Batch, Predictor
 
+# (predictions, class probabilities or None, future completing when the rows are committed)
+Predicted = tuple[np.ndarray, np.ndarray | None, asyncio.Future[None]]
+
 
 @dataclass
 class _Item:
@@ -26,7 +29,7 @@ class _Item:
     batch: Batch
     endpoint: str
     started: float
-    future: asyncio.Future[tuple[np.ndarray, asyncio.Future[None]]] = field(repr=False)
+    future: asyncio.Future[Predicted] = field(repr=False)
 
 
 class PredictBatcher:
@@ -38,8 +41,9 @@ class PredictBatcher:
 
     async def predict(
         self, predictor: Predictor, batch: Batch, endpoint: str, started: float
-    ) -> tuple[np.ndarray, asyncio.Future[None]]:
-        """Predictions for ``batch`` and a future that completes when they are committed."""
+    ) -> Predicted:
+        """Predictions (and probabilities) for ``batch``, and a future that completes when
+        they are committed."""
         loop = asyncio.get_running_loop()
         item = _Item(predictor, batch, endpoint, started, loop.create_future())
         self._pending.append(item)
@@ -53,12 +57,12 @@ class PredictBatcher:
         for item in pending:  # a model swap between requests: each version predicts its own
             groups.setdefault(id(item.predictor), []).append(item)
         records: list[PredictionBatch] = []
-        done: list[tuple[_Item, np.ndarray]] = []
+        done: list[tuple[_Item, np.ndarray, np.ndarray | None]] = []
         for items in groups.values():
             predictor = items[0].predictor
             try:
                 xs = [i.batch.x for i in items]
-                y = predictor.predict(xs[0] if len(xs) == 1 else np.vstack(xs))
+                y, proba = predictor.predict(xs[0] if len(xs) == 1 else np.vstack(xs))
             except Exception as exc:  # the estimator failed: every request in the group sees it
                 for i in items:
                     i.future.set_exception(exc)
@@ -69,6 +73,7 @@ class PredictBatcher:
             for i in items:
                 n = len(i.batch.x)
                 preds = y[offset : offset + n]
+                probs = None if proba is None else proba[offset : offset + n]
                 offset += n
                 records.append(
                     PredictionBatch(
@@ -83,11 +88,13 @@ class PredictBatcher:
                         i.batch.x,
                         preds,
                         (now - i.started) * 1000,
+                        probs,
+                        predictor.classes,
                     )
                 )
-                done.append((i, preds))
+                done.append((i, preds, probs))
         if not done:
             return
         committed = self._writer.submit(records)
-        for i, preds in done:
-            i.future.set_result((preds, committed))
+        for i, preds, probs in done:
+            i.future.set_result((preds, probs, committed))

@@ -63,26 +63,32 @@ class Protocol:
 
     endpoint: str
     parse: Callable[[Predictor, bytes, str], Batch]
-    answer: Callable[[Predictor, Batch, np.ndarray], Reply]
+    answer: Callable[[Predictor, Batch, np.ndarray, np.ndarray | None], Reply]
     error: Callable[[RequestError], dict[str, Any]]
 
 
-def _answer_predict(p: Predictor, batch: Batch, preds: np.ndarray) -> Reply:
-    return json_reply(
-        {
-            "model": p.name,
-            "version": p.version,
-            "predictions": [
-                {"id": i, "prediction": y, "model": p.name, "version": p.version}
-                for i, y in zip(batch.ids, p.answer_values(preds), strict=True)
-            ],
-        }
-    )
+def _answer_predict(
+    p: Predictor, batch: Batch, preds: np.ndarray, proba: np.ndarray | None
+) -> Reply:
+    records = [
+        {"id": i, "prediction": y, "model": p.name, "version": p.version}
+        for i, y in zip(batch.ids, p.answer_values(preds), strict=True)
+    ]
+    if proba is not None:
+        key = "probability" if p.classes is not None and len(p.classes) == 2 else "probabilities"
+        for record, value in zip(records, p.answer_probabilities(proba), strict=True):
+            record[key] = value
+    return json_reply({"model": p.name, "version": p.version, "predictions": records})
 
 
-def _answer_invocations(p: Predictor, _batch: Batch, preds: np.ndarray) -> Reply:
-    values: Any = preds if p.task == "regression" else p.answer_values(preds)
-    return json_reply({"predictions": values}, headers={"X-Model-Version": p.version})
+def _answer_invocations(
+    p: Predictor, _batch: Batch, preds: np.ndarray, proba: np.ndarray | None
+) -> Reply:
+    if proba is None:
+        return json_reply({"predictions": preds}, headers={"X-Model-Version": p.version})
+    # MLflow clients read "predictions" (labels); the extra keys carry what monitoring needs.
+    body = {"predictions": p.answer_values(preds), "probabilities": proba, "classes": p.classes}
+    return json_reply(body, headers={"X-Model-Version": p.version})
 
 
 def _mlflow_error(err: RequestError) -> dict[str, Any]:
@@ -143,11 +149,13 @@ class PredictionHandler:
             if isinstance(body, RequestError):
                 raise body
             batch = protocol.parse(predictor, body, headers.get("content-type", ""))
-            preds, committed = await self._batcher.predict(predictor, batch, protocol.endpoint, t0)
+            preds, proba, committed = await self._batcher.predict(
+                predictor, batch, protocol.endpoint, t0
+            )
             await committed
         except RequestError as err:
             return json_reply(protocol.error(err), err.status)
         except StoreUnavailableError as err:
             return json_reply({"error": str(err)}, 503)
         self._metrics.logged.inc(len(batch.ids))
-        return protocol.answer(predictor, batch, preds)
+        return protocol.answer(predictor, batch, preds, proba)

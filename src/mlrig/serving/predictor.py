@@ -72,6 +72,12 @@ class Predictor:
         self.categorical = model.categorical
         self._categorical = frozenset(model.categorical)
         self._estimator = model.estimator
+        classes = getattr(model.estimator, "classes_", None) if self.task == "classification" else None
+        # Labels as float64 (what the log stores) and as text (the logged class names).
+        self._class_values = None if classes is None else np.asarray(classes, dtype=np.float64)
+        self.classes: tuple[str, ...] | None = (
+            None if classes is None else tuple(str(c) for c in np.asarray(classes).tolist())
+        )
         # Inputs are validated here, positionally, against the signature: sklearn's own
         # feature-name check would warn on every NumPy call.
         if list(getattr(self._estimator, "feature_names_in_", self.features)) == list(
@@ -79,17 +85,29 @@ class Predictor:
         ):
             accept_arrays(self._estimator)
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
+    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(n,) float64 predictions, and for a classifier the (n, n_classes) probabilities its
+        labels are the argmax of (one estimator call for both)."""
         import sklearn
 
         with sklearn.config_context(assume_finite=True):  # JSON cannot carry NaN or inf
-            return np.asarray(self._estimator.predict(x), dtype=np.float64).ravel()
+            if self._class_values is not None:
+                proba = np.asarray(self._estimator.predict_proba(x), dtype=np.float64)
+                return self._class_values[np.argmax(proba, axis=1)], proba
+            return np.asarray(self._estimator.predict(x), dtype=np.float64).ravel(), None
 
     def answer_values(self, preds: np.ndarray) -> list[Any]:
         """Predictions as JSON values: class labels stay integers."""
         if self.task == "classification":
             return list(preds.astype(np.int64).tolist())
         return list(preds.tolist())
+
+    def answer_probabilities(self, proba: np.ndarray) -> list[Any]:
+        """Per record: the positive class's probability (binary), else {class: probability}."""
+        if self.classes is not None and len(self.classes) == 2:
+            return list(proba[:, 1].tolist())
+        classes = self.classes or ()
+        return [dict(zip(classes, row, strict=True)) for row in proba.tolist()]
 
     # --- /predict ------------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ def _b(obj: object) -> bytes:
 def test_records_keep_client_ids_and_feature_order(predictor: Predictor) -> None:
     batch = predictor.parse_predict(_b([{"x2": 1, "x1": 2.0, "id": "a"}, {"x1": 1, "x2": 0}]))
     assert batch.ids == ["a", f"{batch.batch_id}-1"] and batch.client_ids
-    np.testing.assert_allclose(predictor.predict(batch.x), [14.0, 2.0])
+    np.testing.assert_allclose(predictor.predict(batch.x)[0], [14.0, 2.0])
 
 
 def test_single_object_is_one_record(predictor: Predictor) -> None:
@@ -85,10 +85,10 @@ def test_invocation_formats_agree(predictor: Predictor) -> None:
     ]
     for body in bodies:
         np.testing.assert_allclose(
-            predictor.predict(predictor.parse_invocation(body, "application/json").x), [14, 2]
+            predictor.predict(predictor.parse_invocation(body, "application/json").x)[0], [14, 2]
         )
     csv = predictor.parse_invocation(b"x1,x2\n2,1\n1,0\n", "text/csv; charset=utf-8")
-    np.testing.assert_allclose(predictor.predict(csv.x), [14, 2])
+    np.testing.assert_allclose(predictor.predict(csv.x)[0], [14, 2])
     with pytest.raises(RequestError, match="'x1' must be a number"):
         predictor.parse_invocation(b"x1,x2\nabc,1\n", "text/csv")
     with pytest.raises(RequestError, match="unknown field 'z'"):
@@ -113,10 +113,10 @@ def zoned() -> Predictor:
 def test_categorical_fields_take_strings_or_integer_ids(zoned: Predictor) -> None:
     batch = zoned.parse_predict(_b([{"zone": 132, "km": 1}, {"zone": "132", "km": 1.0}]))
     assert batch.x.dtype == object and batch.x[0, 0] == "132"
-    preds = zoned.predict(batch.x)
+    preds, _ = zoned.predict(batch.x)
     assert preds[0] == pytest.approx(preds[1]) and preds[0] == pytest.approx(7.0, abs=0.2)
     unknown = zoned.parse_predict(_b({"zone": "999", "km": 1}))  # unseen zone: still answers
-    assert np.isfinite(zoned.predict(unknown.x)).all()
+    assert np.isfinite(zoned.predict(unknown.x)[0]).all()
 
 
 @pytest.mark.parametrize(
@@ -153,4 +153,38 @@ def test_classifier_answers_integer_labels() -> None:
     model = LogisticRegression().fit(frame, [0, 0, 1, 1])
     p = Predictor(LoadedModel(model, "m", "1", None, FEATURES, task="classification"), max_rows=3)
     batch = p.parse_predict(_b([{"x1": 0, "x2": 1}, {"x1": 3, "x2": 0}]))
-    assert p.answer_values(p.predict(batch.x)) == [0, 1]
+    assert p.answer_values(p.predict(batch.x)[0]) == [0, 1]
+
+
+def test_classifier_labels_are_the_argmax_of_the_probabilities_it_returns() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(90, 2)), columns=list(FEATURES))
+    y = np.repeat([3, 5, 8], 30)
+    frame["x1"] += y  # separable enough that every class is predicted
+    model = LogisticRegression().fit(frame, y)
+    p = Predictor(LoadedModel(model, "m", "1", None, FEATURES, task="classification"), 100)
+    labels, proba = p.predict(frame.to_numpy())
+    assert proba is not None and proba.shape == (90, 3)
+    np.testing.assert_allclose(proba, model.predict_proba(frame.to_numpy()))
+    np.testing.assert_array_equal(labels, model.predict(frame.to_numpy()))
+    assert p.classes == ("3", "5", "8")
+    first = p.answer_probabilities(proba[:1])[0]
+    assert set(first) == {"3", "5", "8"} and abs(sum(first.values()) - 1) < 1e-9
+
+
+def test_binary_classifier_answers_the_positive_class_probability() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    frame = pd.DataFrame({"x1": [0.0, 1.0, 2.0, 3.0], "x2": [1.0, 0.0, 1.0, 0.0]})
+    model = LogisticRegression().fit(frame, [0, 0, 1, 1])
+    p = Predictor(LoadedModel(model, "m", "1", None, FEATURES, task="classification"), 10)
+    _, proba = p.predict(frame.to_numpy())
+    assert proba is not None
+    assert p.answer_probabilities(proba) == pytest.approx(model.predict_proba(frame.to_numpy())[:, 1].tolist())
+
+
+def test_regressor_has_no_probabilities(predictor: Predictor) -> None:
+    batch = predictor.parse_predict(_b({"x1": 1, "x2": 2}))
+    assert predictor.predict(batch.x)[1] is None and predictor.classes is None
