@@ -129,6 +129,35 @@ class PredictionsSettings(_Section):
     )
 
 
+class MonitoringSettings(_Section):
+    since: str = Field(
+        "24h", description="Default window: an age (30m, 24h, 7d) or an ISO time; --window N wins."
+    )
+    drift_share: float = Field(
+        0.5, gt=0, le=1, description="The dataset drifts when this share of features drifts."
+    )
+    min_rows: int = Field(100, ge=1, description="Fewest predictions for a drift verdict.")
+    min_labels: int = Field(
+        30, ge=1, description="Fewest predictions with feedback for a live-quality verdict."
+    )
+    metric: str | None = Field(
+        None, description="Live metric compared with offline; None = the gate metric."
+    )
+    tolerance: float = Field(
+        0.1, ge=0, description="Degraded when live is worse than offline by more than this."
+    )
+    tolerance_mode: Literal["relative", "absolute"] = Field(
+        "relative", description="relative = a fraction of the offline value; absolute = units."
+    )
+    reference_rows: int = Field(
+        5000, ge=100, description="Training rows kept (seeded sample) as the drift reference."
+    )
+    report_rows: int = Field(
+        50_000, ge=100, description="Largest window rendered by Evidently (--html); sampled above."
+    )
+    track: bool = Field(True, description="Log each monitoring pass as an MLflow run.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MLRIG_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -142,6 +171,7 @@ class Settings(BaseSettings):
     tune: TuneSettings = TuneSettings()
     serving: ServingSettings = ServingSettings()
     predictions: PredictionsSettings = PredictionsSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
 
     @property
     def home_dir(self) -> Path:

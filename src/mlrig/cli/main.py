@@ -11,7 +11,7 @@ import sys
 import typer
 
 from mlrig._version import __version__
-from mlrig.cli import models, predictions, run, serve, tune, ui
+from mlrig.cli import models, monitor, predictions, run, serve, tune, ui
 from mlrig.errors import MlrigError
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app.command("run")(run.run_command)
 app.command("tune")(tune.tune_command)
 app.command("ui")(ui.ui_command)
 app.command("serve")(serve.serve_command)
+app.command("monitor")(monitor.monitor_command)
 app.add_typer(models.app, name="models")
 app.add_typer(predictions.app, name="predictions")
 

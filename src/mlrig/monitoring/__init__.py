@@ -1,0 +1,1 @@
+"""Monitoring: drift and live quality of served models, from the prediction log."""
