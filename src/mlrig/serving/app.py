@@ -36,6 +36,7 @@ from mlrig.serving.handlers import (
     token_error,
 )
 from mlrig.serving.metrics import ServingMetrics
+from mlrig.serving.overview import STATIC_FILES, History, Overview, static_file
 from mlrig.serving.predictor import RequestError
 from mlrig.serving.schemas import feedback_schema, predict_schema
 
@@ -52,8 +53,10 @@ def create_app(
     store: PredictionStore,
     writer: GroupCommitWriter,
     metrics: ServingMetrics | None = None,
+    history: History | None = None,
 ) -> FastPath:
     """The ASGI app serving ``follower``'s model (already loaded by the caller: no I/O here).
+    ``history`` returns a model's champion history (the overview page shows it).
 
     Returns the fast-path front; its ``.app`` is the FastAPI application behind it.
     """
@@ -184,6 +187,33 @@ def create_app(
             "version": p.version if p else None,
         }
         return _response(json_reply(body))
+
+    overview = Overview(follower, store, metrics, history)
+
+    @app.get("/", summary="Overview page for a person", include_in_schema=False)
+    async def index() -> Response:
+        return Response(static_file("index.html"), media_type="text/html; charset=utf-8")
+
+    @app.get("/static/{name}", include_in_schema=False)
+    async def static(name: str) -> Response:
+        if name not in STATIC_FILES:
+            return _response(json_reply({"error": f"no static file {name!r}"}, 404))
+        return Response(static_file(name), media_type=STATIC_FILES[name])
+
+    @app.get("/overview.json", summary="What the overview page shows: model, traffic, log, monitoring")
+    async def overview_json() -> Response:
+        return _response(json_reply(await overview.overview()))
+
+    @app.get("/monitoring", summary="The latest drift and live-quality verdict (from `mlrig monitor`)")
+    async def monitoring() -> Response:
+        return _response(json_reply(await overview.monitoring()))
+
+    @app.get("/monitoring/report/{result_id}", summary="The HTML report of a monitoring result")
+    async def monitoring_report(result_id: int) -> Response:
+        html = await asyncio.to_thread(store.monitoring_report, result_id)
+        if html is None:
+            return _response(json_reply({"error": f"no monitoring report {result_id}"}, 404))
+        return Response(html, media_type="text/html; charset=utf-8")
 
     return FastPath(app, handler)
 

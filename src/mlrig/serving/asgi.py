@@ -17,8 +17,10 @@ CONFIG_ENV = "MLRIG_CONFIG_FILE"
 
 def build_app(settings: Settings) -> FastPath:
     """Load the served model and open the store; raises ModelNotFoundError / StoreUnavailableError."""
+    from dataclasses import asdict
+
     from mlrig.tracking.loading import load_model
-    from mlrig.tracking.registry import resolve_version
+    from mlrig.tracking.registry import champion_history, resolve_version
     from mlrig.tracking.store import open_client
 
     client = open_client(settings)
@@ -32,7 +34,13 @@ def build_app(settings: Settings) -> FastPath:
     store = PredictionStore(settings.predictions_url)
     store.create_schema()
     writer = GroupCommitWriter(store, settings.predictions.commit_interval_ms)
-    return create_app(settings, follower, store, writer)
+    return create_app(
+        settings,
+        follower,
+        store,
+        writer,
+        history=lambda name: [asdict(c) for c in champion_history(client, name)],
+    )
 
 
 def app() -> FastPath:

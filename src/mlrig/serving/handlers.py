@@ -132,8 +132,10 @@ class PredictionHandler:
         """``body`` is the request body, or the error met while reading it (e.g. too large)."""
         t0 = time.perf_counter()
         reply = await self._handle(protocol, headers, body, t0)
+        elapsed = time.perf_counter() - t0
         self._metrics.requests.labels(protocol.endpoint, str(reply.status)).inc()
-        self._metrics.latency.labels(protocol.endpoint).observe(time.perf_counter() - t0)
+        self._metrics.latency.labels(protocol.endpoint).observe(elapsed)
+        self._metrics.record(elapsed)
         return reply
 
     async def _handle(

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+_RECENT = 4096  # requests kept for the overview's rate and latency percentiles
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -34,6 +38,36 @@ class ServingMetrics:
             ["name", "version"],
             registry=self.registry,
         )
+
+        self.started = time.time()
+        self.total = 0
+        self._at = np.zeros(_RECENT)
+        self._latency = np.zeros(_RECENT)
+
+    def record(self, seconds: float) -> None:
+        """One answered prediction request (feeds the overview page's recent figures)."""
+        i = self.total % _RECENT
+        self._at[i] = time.time()
+        self._latency[i] = seconds
+        self.total += 1
+
+    def recent(self, horizon_s: float = 60.0) -> dict[str, float | int | None]:
+        """Request rate over the last ``horizon_s`` seconds and latency percentiles (ms) of
+        the last 4,096 requests."""
+        n = min(self.total, _RECENT)
+        now = time.time()
+        span = min(horizon_s, max(now - self.started, 1e-9))
+        at, latency = self._at[:n], self._latency[:n] * 1000
+        rate = float((at >= now - span).sum()) / span
+        pct = np.percentile(latency, [50, 95, 99]) if n else [None, None, None]
+        return {
+            "total": self.total,
+            "rate_per_s": round(rate, 3),
+            "p50_ms": None if pct[0] is None else round(float(pct[0]), 3),
+            "p95_ms": None if pct[1] is None else round(float(pct[1]), 3),
+            "p99_ms": None if pct[2] is None else round(float(pct[2]), 3),
+            "sample": n,
+        }
 
     def set_model(self, name: str, version: str) -> None:
         self.model.clear()

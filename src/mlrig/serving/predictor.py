@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +66,7 @@ class Predictor:
     def __init__(self, model: LoadedModel, max_rows: int) -> None:
         self.name = model.name
         self.version = model.version
+        self.loaded_at = time.time()
         self.features = model.features
         self.task = model.task
         self.max_rows = max_rows
