@@ -65,7 +65,7 @@ def test_categorical_columns_compare_frequencies() -> None:
 
 
 def test_a_column_with_no_usable_value_is_a_named_error() -> None:
-    with pytest.raises(ValueError, match="column 'x'.*current"):
+    with pytest.raises(ValueError, match=r"column 'x'.*current"):
         column_drift("x", "numerical", np.ones(10), np.array([np.nan, np.inf]))
 
 
