@@ -1,0 +1,224 @@
+"""`mlrig monitor` on a real MLflow store and a real prediction log: verdicts both ways, the
+named drifted column, feedback joins, degraded detection, exit codes, insufficient data, the
+MLflow monitoring run, Evidently's report, a window across a swap, and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlrig.predictions.records import PredictionBatch, generated_ids, new_batch_id
+from mlrig.predictions.store import PredictionStore
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+MODEL = "wine-quality"
+
+
+def _wine(name: str) -> pd.DataFrame:
+    from mlrig.data.ingest import embedded_path
+
+    return pd.read_csv(embedded_path().with_name(f"winequality-{name}.csv"), sep=";")
+
+
+def _predictor(home: Path, ref: str = f"{MODEL}@champion"):  # type: ignore[no-untyped-def]
+    from mlrig.config import load_settings
+    from mlrig.serving.predictor import Predictor
+    from mlrig.tracking.loading import load_model
+    from mlrig.tracking.store import open_client
+
+    client = open_client(load_settings(None, {"home": home}))
+    return Predictor(load_model(client, ref), 100_000)
+
+
+def log_traffic(
+    store: PredictionStore,
+    predictor,  # type: ignore[no-untyped-def]
+    rows: pd.DataFrame,
+    actual: np.ndarray | None = None,
+    batch: int = 50,
+) -> None:
+    """Predict ``rows`` with the real predictor and log them as the server does (``batch`` rows
+    per request); ``actual`` becomes feedback for every row."""
+    x = rows[list(predictor.features)].to_numpy(dtype=np.float64)
+    ids: list[str] = []
+    records = []
+    for start in range(0, len(x), batch):
+        chunk = x[start : start + batch]
+        preds, proba = predictor.predict(chunk)
+        b = new_batch_id()
+        records.append(
+            PredictionBatch(
+                b, generated_ids(b, len(chunk)), False, dt.datetime.now(dt.UTC), predictor.name,
+                predictor.version, "predict", predictor.features, chunk, preds, 1.0, proba,
+                predictor.classes,
+            )
+        )
+        ids += records[-1].ids
+    store.insert_batches(records)
+    if actual is not None:
+        store.add_feedback(list(zip(ids, (float(a) for a in actual), strict=True)))
+
+
+def _store(home: Path) -> PredictionStore:
+    store = PredictionStore(f"sqlite:///{home / 'predictions.db'}")
+    store.create_schema()
+    return store
+
+
+def _monitor(home: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, dict]:  # type: ignore[type-arg]
+    done = run_cli("monitor", "--home", str(home), "--json", *args, env=env)
+    assert done.returncode in (0, 1), done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_red_wine_traffic_is_not_drift_and_white_wine_is(trained_home: Path) -> None:
+    from mlflow import MlflowClient
+
+    store, predictor = _store(trained_home), _predictor(trained_home)
+    red = _wine("red").sample(600, random_state=3)
+    log_traffic(store, predictor, red, red["quality"].to_numpy())
+    code, result = _monitor(trained_home)
+    assert code == 0 and result["verdict"] == "ok", result
+    version = result["versions"][0]
+    assert version["drift"]["drifted"] == 0 and version["rows"] == 600
+    assert version["quality"]["labelled"] == 600 and version["quality"]["degraded"] is False
+    assert {c["test"] for c in version["drift"]["columns"]} == {"wasserstein"}
+
+    white = _wine("white").sample(800, random_state=4)
+    log_traffic(store, predictor, white)
+    code, result = _monitor(trained_home, "--window", "800")
+    drift = result["versions"][0]["drift"]
+    assert code == 1 and result["verdict"] == "drift"
+    assert drift["dataset_drift"] and drift["share"] >= 0.5 and result["window"]["rows"] == 800
+
+    # every pass is an MLflow run in <model>-monitoring, tagged with the version, with the report
+    uri = f"sqlite:///{trained_home.resolve() / 'mlflow.db'}"
+    client = MlflowClient(uri, uri)
+    experiment = client.get_experiment_by_name(f"{MODEL}-monitoring")
+    runs = client.search_runs([experiment.experiment_id], order_by=["start_time DESC"])
+    assert len(runs) == 2 and runs[0].info.run_id == result["mlflow_run_id"]
+    latest = runs[0].data
+    assert latest.tags["mlrig.model_version"] == "1"
+    assert latest.tags["mlrig.monitoring.verdict"] == "drift"
+    assert latest.metrics["drift_share"] == pytest.approx(drift["share"])
+    assert latest.metrics["drift_score.alcohol"] == pytest.approx(
+        next(c["score"] for c in drift["columns"] if c["column"] == "alcohol")
+    )
+    files = {f.path for f in client.list_artifacts(runs[0].info.run_id, "monitoring")}
+    assert {"monitoring/report.html", "monitoring/result.json"} <= files
+
+
+def test_one_drifted_column_is_named(trained_home: Path) -> None:
+    red = _wine("red").sample(800, random_state=5)
+    log_traffic(_store(trained_home), _predictor(trained_home), red.assign(alcohol=red["alcohol"] + 2.5))
+    done = run_cli("monitor", "--home", str(trained_home), "--no-track")
+    assert done.returncode == 0, done.stderr  # one column of eleven: no dataset drift
+    alcohol = next(line for line in done.stdout.splitlines() if "alcohol" in line)
+    assert "yes" in alcohol
+    others = [line for line in done.stdout.splitlines() if "wasserstein" in line and "alcohol" not in line]
+    assert len(others) == 10 and not any("yes" in line for line in others)
+    assert "1/11 features" in done.stdout and "verdict   ok" in done.stdout
+
+
+def test_feedback_that_disagrees_makes_a_regression_model_degraded(trained_home: Path) -> None:
+    red = _wine("red").sample(400, random_state=6)
+    log_traffic(_store(trained_home), _predictor(trained_home), red, red["quality"].to_numpy() + 2)
+    code, result = _monitor(trained_home, "--no-track")
+    quality = result["versions"][0]["quality"]
+    assert code == 1 and result["verdict"] == "degraded"
+    assert quality["degraded"] is True and quality["live"] > quality["offline"] * 1.1
+    assert quality["labelled"] == 400 and quality["metric"] == "rmse"
+
+
+def test_too_little_data_is_insufficient_not_a_verdict(trained_home: Path) -> None:
+    red = _wine("white").head(12)  # even a foreign population: too few rows to say
+    log_traffic(_store(trained_home), _predictor(trained_home), red, red["quality"].to_numpy())
+    code, result = _monitor(trained_home, "--no-track")
+    assert code == 0 and result["verdict"] == "insufficient_data"
+    version = result["versions"][0]
+    assert version["drift"] is None and "12 predictions, 100 needed" in version["notes"][0]
+    assert "12 labelled predictions, 30 needed" in version["quality"]["reason"]
+
+
+def test_errors_exit_2_and_name_the_model(trained_home: Path) -> None:
+    done = run_cli("monitor", "--home", str(trained_home), "--model", "nope@champion")
+    assert done.returncode == 2 and "nope" in done.stderr
+    done = run_cli("monitor", "--home", str(trained_home), "--since", "yesterday")
+    assert done.returncode == 2 and "--since 'yesterday'" in done.stderr
+
+
+def test_evidently_report_on_a_stated_sample(trained_home: Path, tmp_path: Path) -> None:
+    red = _wine("red").sample(700, random_state=7)
+    log_traffic(_store(trained_home), _predictor(trained_home), red, red["quality"].to_numpy())
+    (tmp_path / "mlrig.toml").write_text("[monitoring]\nreport_rows = 300\n")
+    out = tmp_path / "report.html"
+    code, result = _monitor(trained_home, "--html", str(out), "--config", str(tmp_path / "mlrig.toml"))
+    assert code == 0 and result["html_rows"] == 300
+    html = out.read_text()
+    assert len(html) > 100_000 and "alcohol" in html and "Regression Model Performance" in html
+
+
+def test_a_window_across_a_model_swap_is_assessed_per_version(trained_home: Path) -> None:
+    store = _store(trained_home)
+    red = _wine("red").sample(frac=1.0, random_state=8)
+    log_traffic(store, _predictor(trained_home), red.head(300))
+    done = run_cli("run", "--home", str(trained_home), "--alpha", "0.05", "--quiet")
+    assert done.returncode == 0, done.stderr
+    log_traffic(store, _predictor(trained_home, f"{MODEL}/2"), red.iloc[300:700])
+    code, result = _monitor(trained_home, "--no-track")
+    assert [v["version"] for v in result["versions"]] == ["1", "2"]
+    assert [v["rows"] for v in result["versions"]] == [300, 400]
+    assert "compared with its own reference" in result["notes"][0]
+    code, pinned = _monitor(trained_home, "--no-track", "--model", f"{MODEL}/2")
+    assert [v["version"] for v in pinned["versions"]] == ["2"] and pinned["window"]["rows"] == 400
+
+
+def test_classifier_probabilities_give_live_auc_and_ks(tmp_path: Path) -> None:
+    home = tmp_path / ".mlrig"
+    config = tmp_path / "mlrig.toml"
+    config.write_text('[data]\npositive_threshold = 7\n[tracking]\nmodel_name = "good-wine"\n')
+    done = run_cli("run", "--home", str(home), "--config", str(config), "--quiet")
+    assert done.returncode == 0, done.stderr
+    predictor = _predictor(home, "good-wine@champion")
+    assert predictor.classes == ("0", "1")
+    red = _wine("red").sample(600, random_state=9)
+    truth = (red["quality"] >= 7).astype(float).to_numpy()
+    store = _store(home)
+    log_traffic(store, predictor, red.head(300), truth[:300])
+    code, result = _monitor(home, "--no-track", "--config", str(config), "--window", "300")
+    quality = result["versions"][0]["quality"]
+    assert code == 0 and quality["metric"] == "ks" and quality["degraded"] is False
+    assert quality["metrics"]["roc_auc"] > 0.75 and quality["labelled"] == 300
+    assert result["versions"][0]["prediction_drift"]["kind"] == "categorical"
+    log_traffic(store, predictor, red.tail(300), 1 - truth[300:])  # the labels flipped
+    code, result = _monitor(home, "--no-track", "--config", str(config), "--window", "300")
+    assert code == 1 and result["versions"][0]["quality"]["degraded"] is True
+    frame = store.read_frame()
+    assert {"proba_0", "proba_1"} <= set(frame.columns)
+    np.testing.assert_allclose(frame["proba_0"] + frame["proba_1"], 1.0)
+
+
+def test_monitoring_reads_the_postgresql_store(trained_home: Path, postgres_url: str) -> None:
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text("DROP DATABASE IF EXISTS monitor_test"))
+        conn.execute(sa.text("CREATE DATABASE monitor_test"))
+    admin.dispose()
+    url = postgres_url.rsplit("/", 1)[0] + "/monitor_test"
+    store = PredictionStore(url)
+    store.create_schema()
+    white = _wine("white").sample(500, random_state=10)
+    log_traffic(store, _predictor(trained_home), white, white["quality"].to_numpy())
+    store.close()
+    code, result = _monitor(trained_home, "--no-track", env={"MLRIG_PREDICTIONS_URL": url})
+    version = result["versions"][0]
+    assert code == 1 and result["verdict"] in ("drift", "drift_and_degraded")
+    assert version["rows"] == 500 and version["quality"]["labelled"] == 500
