@@ -172,10 +172,11 @@ def test_a_window_across_a_model_swap_is_assessed_per_version(trained_home: Path
     assert done.returncode == 0, done.stderr
     log_traffic(store, _predictor(trained_home, f"{MODEL}/2"), red.iloc[300:700])
     code, result = _monitor(trained_home, "--no-track")
+    assert code == 0, result
     assert [v["version"] for v in result["versions"]] == ["1", "2"]
     assert [v["rows"] for v in result["versions"]] == [300, 400]
     assert "compared with its own reference" in result["notes"][0]
-    code, pinned = _monitor(trained_home, "--no-track", "--model", f"{MODEL}/2")
+    _, pinned = _monitor(trained_home, "--no-track", "--model", f"{MODEL}/2")
     assert [v["version"] for v in pinned["versions"]] == ["2"] and pinned["window"]["rows"] == 400
 
 
