@@ -79,3 +79,17 @@ def test_dataset_drift_when_the_share_reaches_the_threshold() -> None:
     assert summarize(cols, 0.5).dataset_drift and summarize(cols, 0.5).share == 0.5
     assert not summarize(cols, 0.6).dataset_drift
     assert summarize(cols).column("a").drifted
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_wasserstein_from_distinct_values_equals_scipys(seed: int) -> None:
+    from scipy.stats import wasserstein_distance
+
+    from mlrig.monitoring.drift import wasserstein_1d
+
+    rng = np.random.default_rng(seed)
+    u = rng.normal(size=rng.integers(1, 3000))
+    v = np.round(rng.normal(0.5, 2, size=rng.integers(1, 5000)), int(rng.integers(0, 3)))
+    if seed % 2:
+        u = np.concatenate([u, v[:10]])  # shared values on both sides
+    assert wasserstein_1d(u, v) == pytest.approx(wasserstein_distance(u, v), rel=1e-12)
