@@ -1,4 +1,4 @@
-"""The CLI's cheap paths: --help must not import MLflow, Prefect or pandas."""
+"""The CLI's cheap paths: --help must not import MLflow, Prefect, pandas or Evidently."""
 
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ def test_help_imports_no_heavy_library() -> None:
     code = (
         "import sys; from mlrig.cli.main import app\n"
         "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('mlflow', 'prefect', 'pandas', 'sklearn', 'fastapi') if m in sys.modules]\n"
+        "heavy = [m for m in ('mlflow', 'prefect', 'pandas', 'sklearn', 'fastapi', 'evidently', 'scipy') if m in sys.modules]\n"
         "print('HEAVY', heavy)"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert "HEAVY []" in out
-    assert "run" in out and "serve" in out and "models" in out
+    assert "run" in out and "serve" in out and "models" in out and "monitor" in out
 
 
 def test_since_accepts_ages_and_iso_times() -> None:
