@@ -13,7 +13,7 @@ from mlrig._version import __version__
 __all__ = ["__version__", "run", "tune"]
 
 if TYPE_CHECKING:
-    from mlrig.pipeline.steps import RunResult
+    from mlrig.pipeline.results import RunResult
 
 
 def _settings(config: str | Path | None, layered: dict[str, Any], overrides: dict[str, Any]) -> Any:

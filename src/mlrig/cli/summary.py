@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from mlrig.pipeline.steps import RunResult
+    from mlrig.pipeline.results import RunResult
 
 
 def print_result(result: RunResult, *, quiet: bool, as_json: bool) -> None:

@@ -6,7 +6,9 @@ from collections.abc import Callable
 from typing import Any
 
 from mlrig.config import Settings
-from mlrig.pipeline.steps import OnStep, RunResult, Trainer, train_pipeline, train_step
+from mlrig.pipeline.compose import OnStep, Trainer, train_pipeline
+from mlrig.pipeline.results import RunResult
+from mlrig.pipeline.steps import train_step
 
 FLOW_NAME = "mlrig-train"
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 
 from mlrig.config import Settings
-from mlrig.pipeline.steps import OnStep, RunResult, Trainer, train_pipeline, train_step
+from mlrig.pipeline.compose import OnStep, Trainer, train_pipeline
+from mlrig.pipeline.results import RunResult
+from mlrig.pipeline.steps import train_step
 
 
 def choose_mode(settings: Settings) -> str:

@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 from mlrig.config import Settings, load_settings
 from mlrig.data.split import split_frame
 from mlrig.errors import TuningError
-from mlrig.pipeline.steps import Fitted, Prepared, Trainer, ValidatedData, model_spec
+from mlrig.pipeline.compose import Trainer
+from mlrig.pipeline.results import Fitted, Prepared, ValidatedData
+from mlrig.pipeline.rules import model_spec
 from mlrig.training.evaluate import gate_metric
 from mlrig.training.families import family
 from mlrig.training.train import fit_model
@@ -150,7 +152,7 @@ def _last(values: dict[int, float]) -> float | None:
 
 
 def make_tune_step(on_progress: OnProgress | None = None) -> Trainer:
-    """The training step of `mlrig tune` (a Trainer for steps.train_pipeline)."""
+    """The training step of `mlrig tune` (a Trainer for compose.train_pipeline)."""
 
     def tune_step(data: ValidatedData, prepared: Prepared, settings: Settings) -> Fitted:
         from mlrig.tracking.runs import end_run, start_parent_run
@@ -158,7 +160,7 @@ def make_tune_step(on_progress: OnProgress | None = None) -> Trainer:
 
         schema, tune = data.schema, settings.tune
         families = [family(f, schema.task, "tune.models").name for f in tune.models or []]
-        families = families or [model_spec(settings, schema).family]
+        families = families or [model_spec(settings.train, schema.task).family]
         metric = gate_metric(schema.task, settings.tracking.champion_metric)
         name = tune.study or settings.tracking.model_name
         study = open_study(settings, name, metric, tune.seed)

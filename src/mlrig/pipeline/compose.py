@@ -1,0 +1,114 @@
+"""The training pipeline composed from its steps.
+
+``train_pipeline`` runs load → validate → prepare → train → evaluate → log/register → promote
+through a ``call`` hook: a direct call in-process, or a Prefect task in flows.py. Both modes run
+exactly this code, so their results and MLflow records are the same. Nothing is registered
+until every earlier step has succeeded (including scoring the current champion).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any, TypeVar
+
+from mlrig.config import Settings
+from mlrig.errors import TrackingError
+from mlrig.pipeline.results import Fitted, Prepared, RunResult, ValidatedData
+from mlrig.pipeline.steps import (
+    champion_step,
+    evaluate_step,
+    fail_run,
+    gate_step,
+    load_step,
+    log_register_step,
+    prepare_step,
+    promote_step,
+    train_step,
+    validate_step,
+)
+
+T = TypeVar("T")
+StepCall = Callable[..., Any]
+OnStep = Callable[[str], None]
+Trainer = Callable[[ValidatedData, Prepared, Settings], Fitted]
+
+
+def _direct(fn: Callable[..., T], *args: Any) -> T:
+    return fn(*args)
+
+
+def train_pipeline(
+    settings: Settings,
+    mode: str = "local",
+    call: StepCall = _direct,
+    on_step: OnStep | None = None,
+    trainer: Trainer = train_step,
+) -> RunResult:
+    """Run every step through ``call``; ``on_step`` hears each step's name before it starts.
+
+    ``trainer`` produces the model (one fit for ``mlrig run``, a study for ``mlrig tune``);
+    every other step is shared, so both go through the same evaluation set and gate.
+    """
+    seconds: dict[str, float] = {}
+
+    def step(label: str, fn: Callable[..., T], *args: Any) -> T:
+        if on_step:
+            on_step(label)
+        t0 = time.perf_counter()
+        out: T = call(fn, *args)
+        seconds[label] = round(time.perf_counter() - t0, 3)
+        return out
+
+    table = step("load", load_step, settings)
+    data = step("validate", validate_step, table, settings)
+    prepared = step("prepare", prepare_step, data, settings)
+    fitted = step("train", trainer, data, prepared, settings)
+    try:
+        evaluation = step("evaluate", evaluate_step, fitted, prepared, data.schema, settings)
+        champion = step("score champion", champion_step, settings, prepared, data.schema)
+        decision = gate_step(evaluation, champion, data.schema, settings)
+        registered = step(
+            "log + register",
+            log_register_step,
+            settings,
+            data,
+            prepared,
+            fitted,
+            evaluation,
+            decision,
+        )
+    except BaseException:
+        if fitted.run_id is not None:
+            fail_run(settings, fitted.run_id)
+        raise
+    promoted = step("promote", promote_step, settings, registered, decision)
+    if promoted is not decision.promote:
+        raise TrackingError(f"model {settings.tracking.model_name!r}: promotion did not apply")
+    schema = data.schema
+    return RunResult(
+        mode=mode,
+        task=schema.task,
+        data_source=data.source,
+        data_digest=data.digest,
+        rows=len(data.frame),
+        train_rows=len(prepared.x_train),
+        test_rows=len(prepared.x_eval),
+        eval_set=prepared.eval_note,
+        features=schema.features,
+        categorical=schema.categorical,
+        target=schema.target,
+        params={**fitted.spec.as_params(), **fitted.extra_params},
+        metrics=evaluation.metrics,
+        run_id=registered.run_id,
+        experiment=registered.experiment,
+        model_name=settings.tracking.model_name,
+        version=registered.version,
+        promoted=promoted,
+        champion_version=registered.version if promoted else champion.version,
+        decision=asdict(decision),
+        tracking_uri=settings.tracking_uri,
+        notes=[n for n in (data.note,) if n],
+        step_seconds=seconds,
+    )

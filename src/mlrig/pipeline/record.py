@@ -1,0 +1,81 @@
+"""What a training run records in MLflow, assembled before MLflow is touched.
+
+``run_record`` gathers the params, metrics, tags, datasets, input example and artifacts of one
+run into a ``RunRecord``; ``version_tags`` are the tags its registered model version carries.
+Both are pure: tracking/runs.py writes the record, steps.py decides when.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlrig._version import __version__
+from mlrig.pipeline.results import Evaluation, Fitted, Prepared, ValidatedData
+from mlrig.pipeline.rules import decision_tags
+from mlrig.tracking.evalset import EVAL_SET_ARTIFACT, to_parquet
+from mlrig.tracking.runs import RunRecord
+from mlrig.training.evaluate import GateDecision
+
+EXAMPLE_ROWS = 5  # rows of the input example logged with the model
+
+
+def run_record(
+    data: ValidatedData,
+    prepared: Prepared,
+    fitted: Fitted,
+    evaluation: Evaluation,
+    decision: GateDecision,
+    commit: str | None,
+) -> RunRecord:
+    """Everything the run logs; ``commit`` is the git HEAD the code ran from (None: unknown).
+
+    The evaluation set goes into the artifacts only when this run draws it
+    (``prepared.eval_run_id`` None); otherwise the tags name the run that stored it.
+    """
+    schema = data.schema
+    tags = {
+        "mlrig.version": __version__,
+        "mlrig.task": schema.task,
+        "mlrig.data_digest": data.digest,
+        "mlrig.data_source": data.source,
+        "mlrig.eval_set.digest": prepared.eval_digest,
+        "mlrig.eval_set.run_id": prepared.eval_run_id or "this run",
+        **decision_tags(decision),
+    }
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    params: dict[str, Any] = {
+        **fitted.spec.as_params(),
+        **fitted.extra_params,
+        "task": schema.task,
+        "target": schema.target,
+        "categorical": ",".join(schema.categorical) or "-",
+        "train_rows": len(prepared.x_train),
+        "eval_rows": len(prepared.x_eval),
+    }
+    metrics = {**evaluation.metrics, **fitted.extra_metrics}
+    if decision.champion is not None:
+        metrics[f"champion_{decision.metric}_same_eval_set"] = decision.champion
+    artifacts = {f"plots/{k}": v for k, v in evaluation.plots.items()}
+    eval_frame = prepared.x_eval.assign(**{schema.target: prepared.y_eval})
+    if prepared.eval_run_id is None:
+        artifacts[EVAL_SET_ARTIFACT] = to_parquet(eval_frame)
+    example = prepared.x_train.head(EXAMPLE_ROWS)
+    return RunRecord(
+        params=params,
+        metrics=metrics,
+        tags=tags,
+        train_frame=prepared.x_train.assign(**{schema.target: prepared.y_train}),
+        eval_frame=eval_frame,
+        data_source=data.source,
+        target=schema.target,
+        x_example=example,
+        y_example=fitted.model.predict(example),
+        artifacts=artifacts,
+    )
+
+
+def version_tags(decision: GateDecision, task: str) -> dict[str, str]:
+    """Tags of the registered model version: the gate decision and the task it was trained for
+    (``mlrig models show`` reads them without opening the run)."""
+    return {**decision_tags(decision), "mlrig.task": task}

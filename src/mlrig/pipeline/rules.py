@@ -1,0 +1,99 @@
+"""The pipeline's decisions as pure functions: which rows train, whether a stored evaluation
+set still fits the data, what the gate weighs, which model to fit and how a decision is tagged.
+
+No MLflow, no files, no settings loading: the steps (steps.py) fetch and store, these decide,
+and tests/unit/pipeline checks them on small frames.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING
+
+from mlrig.training.evaluate import GateDecision, decide_promotion
+from mlrig.training.families import default_family, family, resolve_params
+from mlrig.training.train import ModelSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlrig.config import TrainSettings
+    from mlrig.data.schema import Task
+    from mlrig.pipeline.results import ChampionScore
+
+
+def row_hashes(frame: pd.DataFrame) -> pd.Series:
+    """One 64-bit hash per row, of its values only (the index does not count), so equal rows
+    hash equal wherever they sit."""
+    import pandas as pd
+
+    return pd.util.hash_pandas_object(frame, index=False)
+
+
+def digest(frame: pd.DataFrame) -> str:
+    """16 hex characters naming ``frame``'s rows in order: the same rows give the same digest
+    in every process, so a run's tags say which evaluation set it was scored on."""
+    return hashlib.sha256(row_hashes(frame).to_numpy().tobytes()).hexdigest()[:16]
+
+
+def training_rows(frame: pd.DataFrame, eval_frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``frame`` that are not evaluation rows, duplicates included.
+
+    Every copy of an evaluation row is dropped: a copy left in training would leak the row and
+    flatter the score. ``eval_frame`` must have ``frame``'s columns in the same order.
+    """
+    return frame[~row_hashes(frame).isin(set(row_hashes(eval_frame)))]
+
+
+def compatible(stored: pd.DataFrame, current: pd.DataFrame) -> pd.DataFrame | None:
+    """The stored evaluation rows typed like ``current``, or None if they cannot be.
+
+    A set with other columns (or another column order), or values that cannot be cast to the
+    current types, belongs to other data: the caller then draws a new set.
+    """
+    if list(stored.columns) != list(current.columns):
+        return None
+    try:
+        return stored.astype(current.dtypes.to_dict())
+    except (TypeError, ValueError):
+        return None
+
+
+def gate_decision(
+    challenger: float, champion: ChampionScore, metric: str, margin: float
+) -> GateDecision:
+    """The gate's verdict on a challenger scoring ``challenger`` (``metric``).
+
+    A champion that exists but could not be scored on these rows is never replaced by the
+    gate (it says why in ``champion.note``): promoting blind would compare nothing. Otherwise
+    ``decide_promotion`` weighs the two scores (no champion: promote).
+    """
+    if champion.version is not None and champion.score is None:
+        return GateDecision(False, metric, challenger, None, margin, champion.note)
+    return decide_promotion(challenger, champion.score, metric, margin)
+
+
+def model_spec(train: TrainSettings, task: Task) -> ModelSpec:
+    """The configured family and hyperparameters for ``task``.
+
+    ``train.alpha``/``train.l1_ratio`` are shorthands, used only by families that have these
+    parameters; ``train.params`` wins over them. Raises ConfigError for an unknown family or
+    one that cannot do ``task``.
+    """
+    name = train.model if train.model != "auto" else default_family(task)
+    fam = family(name, task)
+    shorthands = {"alpha": train.alpha, "l1_ratio": train.l1_ratio}
+    given = {k: v for k, v in shorthands.items() if v is not None and k in fam.defaults}
+    return ModelSpec(fam.name, resolve_params(fam, {**given, **train.params}), train.seed)
+
+
+def decision_tags(decision: GateDecision) -> dict[str, str]:
+    """The gate decision as MLflow tags (run and model version), numbers as short text."""
+    return {
+        "mlrig.gate.promote": str(decision.promote).lower(),
+        "mlrig.gate.metric": decision.metric,
+        "mlrig.gate.challenger": f"{decision.challenger:.6g}",
+        "mlrig.gate.champion": "" if decision.champion is None else f"{decision.champion:.6g}",
+        "mlrig.gate.margin": f"{decision.margin:g}",
+        "mlrig.gate.reason": decision.reason,
+    }
