@@ -223,3 +223,25 @@ def test_monitoring_reads_the_postgresql_store(trained_home: Path, postgres_url:
     version = result["versions"][0]
     assert code == 1 and result["verdict"] in ("drift", "drift_and_degraded")
     assert version["rows"] == 500 and version["quality"]["labelled"] == 500
+
+
+def test_a_version_without_a_reference_profile_gets_one_built_once(trained_home: Path) -> None:
+    import shutil
+
+    from mlrig.config import load_settings
+    from mlrig.monitoring.references import load_reference
+    from mlrig.tracking.store import open_client
+
+    client = open_client(load_settings(None, {"home": trained_home}))
+    run_id = client.get_model_version(MODEL, "1").run_id
+    stored = [p for p in (trained_home / "artifacts").rglob("monitoring") if run_id in str(p)]
+    for folder in stored:  # as if the version had been registered before profiles existed
+        shutil.rmtree(folder)
+    assert not [f.path for f in client.list_artifacts(run_id, "monitoring")]
+    profile = load_reference(client, MODEL, "1")
+    assert profile.training_rows == len(profile.sample) == 1114  # every training row
+    assert len(profile.predictions) == 400  # its frozen evaluation set
+    files = {f.path for f in client.list_artifacts(run_id, "monitoring")}
+    assert {"monitoring/profile.json", "monitoring/reference.parquet"} <= files
+    again = load_reference(client, MODEL, "1")  # now read back, not rebuilt
+    pd.testing.assert_frame_equal(again.sample, profile.sample)
