@@ -225,6 +225,22 @@ def test_monitoring_reads_the_postgresql_store(trained_home: Path, postgres_url:
     assert version["rows"] == 500 and version["quality"]["labelled"] == 500
 
 
+def test_mlrig_run_logs_the_reference_profile_with_the_model(trained_home: Path) -> None:
+    from mlrig.config import load_settings
+    from mlrig.monitoring.profile import FILES, ReferenceProfile
+    from mlrig.tracking.monitoring import load_run_files
+    from mlrig.tracking.store import open_client
+
+    client = open_client(load_settings(None, {"home": trained_home}))
+    run_id = client.get_model_version(MODEL, "1").run_id
+    files = load_run_files(client, run_id, FILES)
+    assert files is not None
+    profile = ReferenceProfile.from_files(files)
+    assert profile.task == "regression" and len(profile.features) == 11
+    assert profile.training_rows == 1114 and len(profile.predictions) == 400
+    assert profile.stats["alcohol"]["min"] <= profile.stats["alcohol"]["mean"] <= profile.stats["alcohol"]["max"]
+
+
 def test_a_version_without_a_reference_profile_gets_one_built_once(trained_home: Path) -> None:
     import shutil
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlrig._version import __version__
+from mlrig.monitoring.profile import build_profile
 from mlrig.pipeline.results import Evaluation, Fitted, Prepared, ValidatedData
 from mlrig.pipeline.rules import decision_tags
 from mlrig.tracking.evalset import EVAL_SET_ARTIFACT, to_parquet
@@ -26,8 +27,12 @@ def run_record(
     evaluation: Evaluation,
     decision: GateDecision,
     commit: str | None,
+    reference_rows: int = 5000,
 ) -> RunRecord:
     """Everything the run logs; ``commit`` is the git HEAD the code ran from (None: unknown).
+
+    With the model goes its reference profile for monitoring (up to ``reference_rows``
+    training rows, feature statistics, its predictions on the evaluation set).
 
     The evaluation set goes into the artifacts only when this run draws it
     (``prepared.eval_run_id`` None); otherwise the tags name the run that stored it.
@@ -60,6 +65,14 @@ def run_record(
     eval_frame = prepared.x_eval.assign(**{schema.target: prepared.y_eval})
     if prepared.eval_run_id is None:
         artifacts[EVAL_SET_ARTIFACT] = to_parquet(eval_frame)
+    profile = build_profile(
+        prepared.x_train,
+        fitted.model.predict(prepared.x_eval),
+        schema.task,
+        schema.categorical,
+        reference_rows,
+    )
+    artifacts.update(profile.to_files())
     example = prepared.x_train.head(EXAMPLE_ROWS)
     return RunRecord(
         params=params,

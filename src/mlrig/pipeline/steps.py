@@ -145,7 +145,15 @@ def log_register_step(
 
     client = open_client(settings)
     experiment_id = ensure_experiment(client, settings)
-    record = run_record(data, prepared, fitted, evaluation, decision, git_commit())
+    record = run_record(
+        data,
+        prepared,
+        fitted,
+        evaluation,
+        decision,
+        git_commit(),
+        settings.monitoring.reference_rows,
+    )
     run = log_training_run(client, experiment_id, record, fitted.model, run_id=fitted.run_id)
     name = settings.tracking.model_name
     version = register_version(client, name, run.model_uri, run.run_id)
