@@ -241,18 +241,20 @@ def test_mlrig_run_logs_the_reference_profile_with_the_model(trained_home: Path)
     assert profile.stats["alcohol"]["min"] <= profile.stats["alcohol"]["mean"] <= profile.stats["alcohol"]["max"]
 
 
-def test_a_version_without_a_reference_profile_gets_one_built_once(trained_home: Path) -> None:
+def test_a_version_without_a_reference_profile_gets_one_built_once(tmp_path: Path) -> None:
     import shutil
+    from urllib.parse import urlparse
 
     from mlrig.config import load_settings
     from mlrig.monitoring.references import load_reference
     from mlrig.tracking.store import open_client
 
-    client = open_client(load_settings(None, {"home": trained_home}))
+    home = tmp_path / ".mlrig"  # its own store: the session's trained home is shared
+    assert run_cli("run", "--home", str(home), "--quiet").returncode == 0
+    client = open_client(load_settings(None, {"home": home}))
     run_id = client.get_model_version(MODEL, "1").run_id
-    stored = [p for p in (trained_home / "artifacts").rglob("monitoring") if run_id in str(p)]
-    for folder in stored:  # as if the version had been registered before profiles existed
-        shutil.rmtree(folder)
+    # as if the version had been registered before profiles existed
+    shutil.rmtree(Path(urlparse(client.get_run(run_id).info.artifact_uri).path) / "monitoring")
     assert not [f.path for f in client.list_artifacts(run_id, "monitoring")]
     profile = load_reference(client, MODEL, "1")
     assert profile.training_rows == len(profile.sample) == 1114  # every training row
