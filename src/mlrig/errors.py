@@ -47,3 +47,10 @@ class TuningError(MlrigError):
     """A study could not run or produced no usable trial."""
 
     exit_code = 6
+
+
+class MonitoringError(MlrigError):
+    """A monitoring pass cannot run: a version has no reference profile and none can be
+    built, or there is nothing to report on."""
+
+    exit_code = 2

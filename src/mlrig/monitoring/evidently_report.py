@@ -46,9 +46,9 @@ def write_evidently_report(
     import warnings
 
     if not window.parts:
-        from mlrig.monitoring.references import ReferenceUnavailableError
+        from mlrig.errors import MonitoringError
 
-        raise ReferenceUnavailableError("--html: no predictions in the window to report on")
+        raise MonitoringError("--html: no predictions in the window to report on")
     current = window_frame(window)
     if len(current) > max_rows:
         current = current.sample(max_rows, random_state=0).sort_index()

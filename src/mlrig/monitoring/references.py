@@ -8,19 +8,13 @@ import io
 import logging
 from typing import TYPE_CHECKING
 
-from mlrig.errors import MlrigError
+from mlrig.errors import MlrigError, MonitoringError
 from mlrig.monitoring.profile import FILES, ReferenceProfile, build_profile
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 log = logging.getLogger(__name__)
-
-
-class ReferenceUnavailableError(MlrigError):
-    """A version has no reference profile and one cannot be built."""
-
-    exit_code = 2
 
 
 def load_reference(
@@ -51,12 +45,12 @@ def _backfill(client: MlflowClient, name: str, version: str, max_rows: int) -> R
     record = version_record(client, name, version)
     where = f"model {name!r} version {version}"
     if record.training_source is None:
-        raise ReferenceUnavailableError(
+        raise MonitoringError(
             f"{where}: no reference profile, and its run logged no training dataset to build one"
         )
     raw = eval_set_file(client, record, EVAL_SET_ARTIFACT)
     if raw is None:
-        raise ReferenceUnavailableError(f"{where}: its run has no {EVAL_SET_ARTIFACT}")
+        raise MonitoringError(f"{where}: its run has no {EVAL_SET_ARTIFACT}")
     model = load_model(client, f"{name}/{version}")
     features = list(model.features)
     evaluation = pd.read_parquet(io.BytesIO(raw))
@@ -64,13 +58,13 @@ def _backfill(client: MlflowClient, name: str, version: str, max_rows: int) -> R
     try:
         frame = load_table(source, None).frame
     except MlrigError as exc:
-        raise ReferenceUnavailableError(
+        raise MonitoringError(
             f"{where}: no reference profile, and its training data {source} cannot be read "
             f"to build one ({exc})"
         ) from exc
     missing = [f for f in features if f not in frame.columns]
     if missing:
-        raise ReferenceUnavailableError(f"{where}: training data {source} lacks {missing}")
+        raise MonitoringError(f"{where}: training data {source} lacks {missing}")
     held_out = set(pd.util.hash_pandas_object(evaluation[features], index=False))
     keep = ~pd.util.hash_pandas_object(frame[features], index=False).isin(held_out)
     preds = model.estimator.predict(evaluation[features])
