@@ -1,9 +1,9 @@
 """Evidently's HTML report of a window — the only module that imports Evidently (≈10 s).
 
-Data drift of the features against the latest version's reference sample, plus regression or
-classification quality of the labelled rows. A window larger than ``max_rows`` is rendered on
-a seeded random sample of that many rows, and the report says so in its file name's
-companion line printed by the CLI (the count is returned).
+Data drift of the features against the latest version's reference sample, then regression or
+classification quality of the labelled rows (a second Evidently report in the same file). A
+window larger than ``max_rows`` is rendered on a seeded random sample of that many rows; the
+count is returned and `mlrig monitor` prints it.
 """
 
 from __future__ import annotations
