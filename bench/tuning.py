@@ -64,6 +64,7 @@ def naive(home: Path, data: TrialData, family: str, trials: int, study: str) -> 
     client = open_client(s)
     experiment_id = ensure_experiment(client, s)
     objective = Objective(data, [family], "rmse", 42)
+    mlflow.set_tracking_uri(s.tracking_uri)  # plain MLflow: the fluent API's process-wide store
     with mlflow.start_run(experiment_id=experiment_id, run_name=study):
 
         def tracked(trial: optuna.Trial) -> float:

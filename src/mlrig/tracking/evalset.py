@@ -35,7 +35,8 @@ def to_parquet(frame: pd.DataFrame) -> bytes:
 
 def load_eval_set(client: MlflowClient, model_name: str) -> StoredEvalSet | None:
     """The stored evaluation set of ``model_name``, or None before its first registration."""
-    import mlflow.artifacts
+    import tempfile
+
     import pandas as pd
     from mlflow.exceptions import MlflowException
 
@@ -46,8 +47,9 @@ def load_eval_set(client: MlflowClient, model_name: str) -> StoredEvalSet | None
     run_id = tags.get(RUN_TAG)
     if not run_id:
         return None
-    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=EVAL_SET_ARTIFACT)
-    return StoredEvalSet(pd.read_parquet(path), run_id, tags.get(DIGEST_TAG, ""))
+    with tempfile.TemporaryDirectory() as tmp:
+        frame = pd.read_parquet(client.download_artifacts(run_id, EVAL_SET_ARTIFACT, tmp))
+    return StoredEvalSet(frame, run_id, tags.get(DIGEST_TAG, ""))
 
 
 def remember_eval_set(client: MlflowClient, model_name: str, run_id: str, digest: str) -> None:

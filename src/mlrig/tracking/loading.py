@@ -26,16 +26,27 @@ class LoadedModel:
 
 
 def load_model(client: MlflowClient, ref: str) -> LoadedModel:
-    """Load ``NAME@ALIAS`` / ``NAME/VERSION``, pinned to the version the alias names now."""
+    """Load ``NAME@ALIAS`` / ``NAME/VERSION``, pinned to the version the alias names now.
+
+    The version's files are fetched from where the registry (through ``client``) says they are,
+    into a temporary folder, and loaded from there; ModelNotFoundError if that fails.
+    """
+    import tempfile
+
+    import mlflow.artifacts
     import mlflow.sklearn
-    from mlflow.models import get_model_info
+    from mlflow.models import Model
 
     mv = model_version(client, ref)
     name, version = str(mv.name), str(mv.version)
-    uri = f"models:/{name}/{version}"
     try:
-        info = get_model_info(uri)
-        estimator = mlflow.sklearn.load_model(uri)
+        location = client.get_model_version_download_uri(name, version)
+        with tempfile.TemporaryDirectory() as tmp:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=location, dst_path=tmp, tracking_uri=client.tracking_uri
+            )
+            signature = Model.load(local).signature
+            estimator = mlflow.sklearn.load_model(local)
     except Exception as exc:  # MLflow, skops and OS errors all mean the same here
         raise ModelNotFoundError(
             f"model {name!r} version {version}: cannot be loaded ({exc})"
@@ -44,8 +55,8 @@ def load_model(client: MlflowClient, ref: str) -> LoadedModel:
 
     features: tuple[str, ...] = ()
     categorical: tuple[str, ...] = ()
-    if info.signature is not None and info.signature.inputs is not None:
-        inputs = info.signature.inputs
+    if signature is not None and signature.inputs is not None:
+        inputs = signature.inputs
         features = tuple(inputs.input_names())
         categorical = tuple(
             str(spec.name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -47,12 +48,39 @@ def register_version(client: MlflowClient, name: str, model_uri: str, run_id: st
             client.get_registered_model(name)
         except MlflowException:
             client.create_registered_model(name)
-        mv = client.create_model_version(name, model_uri, run_id=run_id)
+        with _process_tracking_uri(client.tracking_uri):
+            mv = client.create_model_version(name, model_uri, run_id=run_id)
     except MlflowException as exc:
         raise TrackingError(
             f"registered model {name!r}: cannot register {model_uri} ({exc})"
         ) from exc
     return str(mv.version)
+
+
+@contextlib.contextmanager
+def _process_tracking_uri(uri: str) -> Iterator[None]:
+    """MLflow's process-wide tracking URI set to ``uri`` for one call, then restored together
+    with ``MLFLOW_TRACKING_URI`` (which MLflow's setter also writes).
+
+    The one place mlrig touches it: MLflow's SQL registry store resolves a ``models:/<model_id>``
+    source through a client built from the process-wide URI (mlflow 3.17,
+    ``store/model_registry/sqlalchemy_store.py``, marked TODO there), and no client API passes
+    the store along. Registering the logged model's plain artifact location instead would work
+    without this, but would drop the version's link to its logged model (``source``).
+    """
+    import os
+
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    saved = os.environ.get("MLFLOW_TRACKING_URI")
+    try:
+        with _use_tracking_uri(uri):
+            yield
+    finally:
+        if saved is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = saved
 
 
 def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:

@@ -1,9 +1,15 @@
-"""Log one training run to MLflow: params, metrics, datasets (lineage), tags and the model."""
+"""Log one training run to MLflow: params, metrics, datasets (lineage), tags and the model.
+
+Every call goes through the ``MlflowClient`` it is given: nothing here reads or sets MLflow's
+process-wide tracking URI or active run, so two stores can be used in one process.
+"""
 
 from __future__ import annotations
 
 import importlib.metadata as md
+import os
 import subprocess
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
+    from mlflow.entities import Run
 
 MODEL_ARTIFACT = "model"
 _REQUIREMENTS = ("mlflow", "scikit-learn", "numpy", "scipy", "pandas", "skops")
@@ -85,25 +92,28 @@ def log_training_run(
     run_id: str | None = None,
 ) -> LoggedRun:
     """Log ``record`` and ``model`` into a new run, or into the open run ``run_id`` (tune's
-    parent run), and finish it; a failure marks the run FAILED."""
-    import tempfile
-
-    import mlflow
-    import mlflow.sklearn
+    parent run, or the run `mlflow run` opened: ``MLFLOW_RUN_ID``), and finish it; a failure
+    marks the run FAILED. Every write goes through ``client``."""
     from mlflow.data.pandas_dataset import from_pandas
+    from mlflow.entities import DatasetInput, InputTag, Metric, Param
     from mlflow.models import infer_signature
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+    from mlflow.utils.time import get_current_time_millis
 
-    with (
-        warnings.catch_warnings(),
-        mlflow.start_run(run_id=run_id, experiment_id=experiment_id, tags=record.tags) as run,
-    ):
-        # Integer class labels make MLflow hint that integers cannot hold NaN; labels never do.
-        warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer", UserWarning)
-        signature = infer_signature(record.x_example, record.y_example)
-        if run_id is not None:
-            mlflow.set_tags(record.tags)
-        mlflow.log_params(record.params)
-        mlflow.log_metrics(record.metrics)
+    # As mlflow.start_run does, the run `mlflow run` opened is used once, then forgotten.
+    outer = os.environ.pop("MLFLOW_RUN_ID", None)
+    run = _open_run(client, experiment_id, record.tags, run_id or outer)
+    run_id = str(run.info.run_id)
+    try:
+        with warnings.catch_warnings():
+            # Integer class labels make MLflow hint that integers cannot hold NaN; labels never do.
+            warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer", UserWarning)
+            signature = infer_signature(record.x_example, record.y_example)
+        client.log_batch(run_id, params=[Param(k, str(v)) for k, v in record.params.items()])
+        now = get_current_time_millis()
+        client.log_batch(
+            run_id, metrics=[Metric(k, v, now, 0, run_id=run_id) for k, v in record.metrics.items()]
+        )
         name = record.data_source.rsplit("/", 1)[-1]
         for frame, context in ((record.train_frame, "training"), (record.eval_frame, "evaluation")):
             with warnings.catch_warnings():
@@ -116,23 +126,122 @@ def log_training_run(
                     targets=record.target,
                     name=f"{name}:{context}",
                 )
-            mlflow.log_input(dataset, context=context)
+            entity = DatasetInput(
+                dataset._to_mlflow_entity(), [InputTag(MLFLOW_DATASET_CONTEXT, context)]
+            )
+            client.log_inputs(run_id, [entity])
         if record.artifacts:
             with tempfile.TemporaryDirectory() as tmp:
-                for rel, content in record.artifacts.items():
-                    path = Path(tmp, rel)
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_bytes(content)
-                mlflow.log_artifacts(tmp)
-        info = mlflow.sklearn.log_model(
-            model,
-            name=MODEL_ARTIFACT,
-            signature=signature,
-            input_example=record.x_example.head(5),
-            pip_requirements=pip_requirements(),
-            skops_trusted_types=trusted_types(model),
+                _write_files(tmp, record.artifacts)
+                client.log_artifacts(run_id, tmp)
+        model_uri = _log_model(client, run, model, signature, record.x_example.head(5))
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_terminated(run_id, "FINISHED")
+    return LoggedRun(run_id, model_uri, str(run.info.experiment_id))
+
+
+def _open_run(
+    client: MlflowClient, experiment_id: str, tags: dict[str, str], run_id: str | None
+) -> Run:
+    """The run to log into, RUNNING and tagged with ``tags``: ``run_id`` resumed, else a new
+    one in ``experiment_id`` with the context tags ``mlflow.start_run`` adds (user, source,
+    git commit)."""
+    from mlflow.entities import LifecycleStage, RunTag
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking.context.registry import resolve_tags
+
+    if run_id is None:
+        return client.create_run(experiment_id, tags=resolve_tags(dict(tags)))
+    run = client.get_run(run_id)
+    if run.info.lifecycle_stage == LifecycleStage.DELETED:
+        raise MlflowException(f"Cannot log into run {run_id}: it is in the deleted state.")
+    client.update_run(run_id, "RUNNING")
+    if tags:
+        client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+    return client.get_run(run_id)
+
+
+def _log_model(
+    client: MlflowClient, run: Run, model: object, signature: Any, example: pd.DataFrame
+) -> str:
+    """Log ``model`` as the run's MLflow 3 logged model (step 0) and return its
+    ``models:/<model_id>`` URI.
+
+    The steps of ``mlflow.sklearn.log_model`` (``Model.log``), with this client instead of the
+    process-wide one: create the logged model with the run's params, link it as the run's
+    output, attach the run's step-0 metrics to it, save the flavor locally, upload, mark it
+    READY (FAILED on error). ``Model.log``'s serving-input check (it loads the saved model and
+    only logs a warning) is left out.
+    """
+    import shutil
+
+    import mlflow.sklearn
+    from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Metric
+    from mlflow.models import Model
+    from mlflow.tracking.context.registry import resolve_tags
+
+    run_id = str(run.info.run_id)
+    params = {k: str(v) for k, v in client.get_run(run_id).data.params.items()}
+    logged = client.create_logged_model(
+        str(run.info.experiment_id),
+        name=MODEL_ARTIFACT,
+        source_run_id=run_id,
+        tags=resolve_tags(None),
+        params=params,
+    )
+    model_id = str(logged.model_id)
+    try:
+        client.log_outputs(run_id, [LoggedModelOutput(model_id, step=0)])
+        step0 = [
+            Metric(
+                m.key,
+                m.value,
+                m.timestamp,
+                m.step,
+                model_id=model_id,
+                dataset_name=m.dataset_name,
+                dataset_digest=m.dataset_digest,
+                run_id=m.run_id,
+            )
+            for key in client.get_run(run_id).data.metrics
+            for m in client.get_metric_history(run_id, key)
+            if m.step == 0 and m.model_id is None
+        ]
+        client.log_batch(run_id, metrics=step0)
+        meta = Model(
+            artifact_path=logged.artifact_location,
+            model_uuid=model_id,
+            run_id=run_id,
+            model_id=model_id,
         )
-    return LoggedRun(run.info.run_id, info.model_uri, str(run.info.experiment_id))
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(tmp, "model")
+            mlflow.sklearn.save_model(
+                model,
+                str(local),
+                mlflow_model=meta,
+                signature=signature,
+                input_example=example,
+                pip_requirements=pip_requirements(),
+                skops_trusted_types=trusted_types(model),
+            )
+            for cache in local.rglob("__pycache__"):
+                shutil.rmtree(cache, ignore_errors=True)
+            client.log_model_artifacts(model_id, str(local))
+    except Exception:
+        client.finalize_logged_model(model_id, LoggedModelStatus.FAILED)
+        raise
+    client.finalize_logged_model(model_id, LoggedModelStatus.READY)
+    return f"models:/{model_id}"
+
+
+def _write_files(root: str, files: dict[str, bytes]) -> None:
+    for rel, content in files.items():
+        path = Path(root, rel)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
 
 
 def start_parent_run(
@@ -140,8 +249,6 @@ def start_parent_run(
 ) -> tuple[str, str]:
     """(run id, experiment id) of an open run that trial runs nest under and the final model
     is logged into: the run `mlflow run` opened for us (``MLFLOW_RUN_ID``), else a new one."""
-    import os
-
     outer = os.environ.get("MLFLOW_RUN_ID")
     if outer:
         for key, value in tags.items():

@@ -1,4 +1,4 @@
-"""Point MLflow at mlrig's tracking and registry stores (embedded SQLite by default)."""
+"""Clients for mlrig's tracking and registry stores (embedded SQLite by default)."""
 
 from __future__ import annotations
 
@@ -13,32 +13,21 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 log = logging.getLogger(__name__)
-_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
 def open_client(settings: Settings) -> MlflowClient:
-    """Configure MLflow's process-wide URIs from ``settings`` and return a client.
+    """A client for the tracking and registry stores of ``settings``.
 
-    Creates the home folder for the embedded SQLite store. MLflow keeps its tracking URI as
-    process state, so this is the single place that sets it.
+    Creates the home folder for the embedded SQLite store. MLflow's process-wide URIs (and
+    ``MLFLOW_TRACKING_URI``/``MLFLOW_REGISTRY_URI``) are left as the user set them: every
+    tracking function works through the client it is given, so clients of two homes can be
+    used side by side in one process.
     """
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    import mlflow
     from mlflow import MlflowClient
 
     if settings.tracking_uri.startswith("sqlite:") or settings.registry_uri.startswith("sqlite:"):
         settings.home_dir.mkdir(parents=True, exist_ok=True)
-    # MLflow also exports the URI to the environment, where mlrig would later mistake it for
-    # the user's MLFLOW_TRACKING_URI (a second home in the same process would write into the
-    # first): keep the environment as the user left it.
-    before = {name: os.environ.get(name) for name in _URI_VARIABLES}
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    mlflow.set_registry_uri(settings.registry_uri)
-    for name, value in before.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
     try:
         return MlflowClient(settings.tracking_uri, settings.registry_uri)
     except Exception as exc:
