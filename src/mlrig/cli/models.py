@@ -74,6 +74,7 @@ def show_command(
 
     from mlrig.errors import ModelNotFoundError
     from mlrig.tracking.registry import champion_history, list_versions
+    from mlrig.tracking.tags import TASK, decode_gate
 
     client = _client(config, home)
     versions = list_versions(client, _metric_keys(), name)
@@ -87,17 +88,12 @@ def show_command(
     console = Console(soft_wrap=True, highlight=False)
     table = Table("version", "aliases", "task", "gate", "metrics (evaluation set)", title=name)
     for v in versions:
-        t = v.tags
-        gate = (
-            f"{'promoted' if t.get('mlrig.gate.promote') == 'true' else 'kept champion'}: "
-            f"{t.get('mlrig.gate.reason', '')}"
-            if "mlrig.gate.metric" in t
-            else "—"
-        )
+        g = decode_gate(v.tags)
+        gate = f"{'promoted' if g.promote else 'kept champion'}: {g.reason}" if g else "—"
         table.add_row(
             v.version,
             ", ".join(v.aliases),
-            t.get("mlrig.task", ""),
+            v.tags.get(TASK, ""),
             escape(gate),
             _metrics_text(v.metrics),
         )

@@ -15,6 +15,7 @@ from mlrig.pipeline.results import Evaluation, Fitted, Prepared, ValidatedData
 from mlrig.pipeline.rules import decision_tags
 from mlrig.tracking.evalset import EVAL_SET_ARTIFACT, to_parquet
 from mlrig.tracking.runs import RunRecord
+from mlrig.tracking.tags import TASK, encode_run
 from mlrig.training.evaluate import GateDecision
 
 EXAMPLE_ROWS = 5  # rows of the input example logged with the model
@@ -39,12 +40,14 @@ def run_record(
     """
     schema = data.schema
     tags = {
-        "mlrig.version": __version__,
-        "mlrig.task": schema.task,
-        "mlrig.data_digest": data.digest,
-        "mlrig.data_source": data.source,
-        "mlrig.eval_set.digest": prepared.eval_digest,
-        "mlrig.eval_set.run_id": prepared.eval_run_id or "this run",
+        **encode_run(
+            __version__,
+            schema.task,
+            data.digest,
+            data.source,
+            prepared.eval_digest,
+            prepared.eval_run_id,
+        ),
         **decision_tags(decision),
     }
     if commit:
@@ -91,4 +94,4 @@ def run_record(
 def version_tags(decision: GateDecision, task: str) -> dict[str, str]:
     """Tags of the registered model version: the gate decision and the task it was trained for
     (``mlrig models show`` reads them without opening the run)."""
-    return {**decision_tags(decision), "mlrig.task": task}
+    return {**decision_tags(decision), TASK: task}

@@ -1,7 +1,7 @@
 """The pipeline's decisions as pure functions: which rows train, whether a stored evaluation
 set still fits the data, what the gate weighs, which model to fit and how a decision is tagged.
 
-No MLflow, no files, no settings loading: the steps (steps.py) fetch and store, these decide,
+No MLflow calls, no files, no settings loading: the steps (steps.py) fetch and store, these decide,
 and tests/unit/pipeline checks them on small frames.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING
 
+from mlrig.tracking.tags import encode_gate
 from mlrig.training.evaluate import GateDecision, decide_promotion
 from mlrig.training.families import default_family, family, resolve_params
 from mlrig.training.train import ModelSpec
@@ -89,11 +90,5 @@ def model_spec(train: TrainSettings, task: Task) -> ModelSpec:
 
 def decision_tags(decision: GateDecision) -> dict[str, str]:
     """The gate decision as MLflow tags (run and model version), numbers as short text."""
-    return {
-        "mlrig.gate.promote": str(decision.promote).lower(),
-        "mlrig.gate.metric": decision.metric,
-        "mlrig.gate.challenger": f"{decision.challenger:.6g}",
-        "mlrig.gate.champion": "" if decision.champion is None else f"{decision.champion:.6g}",
-        "mlrig.gate.margin": f"{decision.margin:g}",
-        "mlrig.gate.reason": decision.reason,
-    }
+    d = decision
+    return encode_gate(d.promote, d.metric, d.challenger, d.champion, d.margin, d.reason)

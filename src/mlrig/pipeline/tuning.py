@@ -157,6 +157,7 @@ def make_tune_step(on_progress: OnProgress | None = None) -> Trainer:
     def tune_step(data: ValidatedData, prepared: Prepared, settings: Settings) -> Fitted:
         from mlrig.tracking.runs import end_run, start_parent_run
         from mlrig.tracking.store import ensure_experiment, open_client
+        from mlrig.tracking.tags import encode_study
 
         schema, tune = data.schema, settings.tune
         families = [family(f, schema.task, "tune.models").name for f in tune.models or []]
@@ -172,7 +173,7 @@ def make_tune_step(on_progress: OnProgress | None = None) -> Trainer:
             client,
             experiment_id,
             f"tune-{name}",
-            {"mlrig.study": name, "mlrig.tuned_families": ",".join(families)},
+            encode_study(name, families),
         )
         try:
             split = split_frame(

@@ -15,9 +15,9 @@ if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
 
+from mlrig.tracking.tags import EVAL_SET_DIGEST, EVAL_SET_RUN_ID
+
 EVAL_SET_ARTIFACT = "evaluation/eval_set.parquet"
-RUN_TAG = "mlrig.eval_set.run_id"
-DIGEST_TAG = "mlrig.eval_set.digest"
 
 
 @dataclass(frozen=True)
@@ -44,15 +44,15 @@ def load_eval_set(client: MlflowClient, model_name: str) -> StoredEvalSet | None
         tags = client.get_registered_model(model_name).tags or {}
     except MlflowException:
         return None
-    run_id = tags.get(RUN_TAG)
+    run_id = tags.get(EVAL_SET_RUN_ID)
     if not run_id:
         return None
     with tempfile.TemporaryDirectory() as tmp:
         frame = pd.read_parquet(client.download_artifacts(run_id, EVAL_SET_ARTIFACT, tmp))
-    return StoredEvalSet(frame, run_id, tags.get(DIGEST_TAG, ""))
+    return StoredEvalSet(frame, run_id, tags.get(EVAL_SET_DIGEST, ""))
 
 
 def remember_eval_set(client: MlflowClient, model_name: str, run_id: str, digest: str) -> None:
     """Make the set logged by ``run_id`` the one later runs of ``model_name`` are scored on."""
-    client.set_registered_model_tag(model_name, RUN_TAG, run_id)
-    client.set_registered_model_tag(model_name, DIGEST_TAG, digest)
+    client.set_registered_model_tag(model_name, EVAL_SET_RUN_ID, run_id)
+    client.set_registered_model_tag(model_name, EVAL_SET_DIGEST, digest)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlrig.errors import ModelNotFoundError, TrackingError
-from mlrig.tracking.evalset import RUN_TAG as EVAL_SET_RUN_TAG
+from mlrig.tracking.tags import EVAL_SET_RUN_ID, EVAL_SET_THIS_RUN
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -92,8 +92,8 @@ def log_run_files(client: MlflowClient, run_id: str, files: dict[str, bytes]) ->
 
 def eval_set_file(client: MlflowClient, record: VersionRecord, path: str) -> bytes | None:
     """The evaluation set a version was scored on (logged by the run its tag names)."""
-    run_id = record.tags.get(EVAL_SET_RUN_TAG, "")
-    if not run_id or run_id == "this run":
+    run_id = record.tags.get(EVAL_SET_RUN_ID, "")
+    if not run_id or run_id == EVAL_SET_THIS_RUN:
         run_id = record.run_id
     files = load_run_files(client, run_id, (path,))
     return None if files is None else files[path]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mlrig.errors import ModelNotFoundError, TrackingError
+from mlrig.tracking.tags import CHAMPION_HISTORY, encode_champion_change
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -159,7 +160,6 @@ def list_versions(
     return out
 
 
-HISTORY_TAG = "mlrig.champion_history"
 _HISTORY_KEEP = 40  # registered-model tag values are limited to a few kB
 
 
@@ -182,7 +182,7 @@ def champion_history(client: MlflowClient, name: str) -> list[ChampionChange]:
     from mlflow.exceptions import MlflowException
 
     try:
-        raw = (client.get_registered_model(name).tags or {}).get(HISTORY_TAG, "[]")
+        raw = (client.get_registered_model(name).tags or {}).get(CHAMPION_HISTORY, "[]")
     except MlflowException as exc:
         raise ModelNotFoundError(f"model {name!r}: not in the registry") from exc
     return [ChampionChange(**entry) for entry in json.loads(raw)]
@@ -202,10 +202,10 @@ def move_champion(
     history = [*champion_history(client, name), change][-_HISTORY_KEEP:]
     set_alias(client, name, CHAMPION, version)
     client.set_registered_model_tag(
-        name, HISTORY_TAG, json.dumps([c.__dict__ for c in history], separators=(",", ":"))
+        name, CHAMPION_HISTORY, json.dumps([c.__dict__ for c in history], separators=(",", ":"))
     )
-    for key, value in (("action", action), ("by", by), ("reason", reason), ("at", change.at)):
-        client.set_model_version_tag(name, version, f"mlrig.champion.{key}", value)
+    for key, value in encode_champion_change(action, by, reason, change.at).items():
+        client.set_model_version_tag(name, version, key, value)
     if alias_version(client, name, CHALLENGER) == version:
         delete_alias(client, name, CHALLENGER)
     return change

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mlrig.tracking.tags import encode_trial
+
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
@@ -51,8 +53,7 @@ class TrialRecord:
             PARENT_TAG: parent,
             "mlflow.runName": f"trial-{self.number}",
             "mlflow.user": _USER,
-            "mlrig.trial": str(self.number),
-            "mlrig.state": self.state,
+            **encode_trial(self.number, self.state),
         }
 
 

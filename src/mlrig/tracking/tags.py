@@ -1,0 +1,143 @@
+"""Every MLflow tag mlrig writes: its name, and how its value is encoded and read back.
+
+The pipeline writes these tags on runs, model versions and registered models; the CLI, the
+registry helpers and monitoring read them. Both sides go through this module, so a name or an
+encoding changes in one place. Values are plain text (MLflow tags are strings); callers pass
+plain values, never mlrig's own decision objects, so tracking does not depend on training.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+# --- a training run (and, for TASK and the gate, its model version) ---------------------------
+VERSION = "mlrig.version"  # the mlrig release that logged the run
+TASK = "mlrig.task"  # regression | classification
+DATA_DIGEST = "mlrig.data_digest"
+DATA_SOURCE = "mlrig.data_source"
+
+# --- the frozen evaluation set (run tags, and registered-model tags naming the set) -----------
+EVAL_SET_DIGEST = "mlrig.eval_set.digest"
+EVAL_SET_RUN_ID = "mlrig.eval_set.run_id"
+EVAL_SET_THIS_RUN = "this run"  # EVAL_SET_RUN_ID of the run that stored the set itself
+
+# --- the champion gate (run and model-version tags) ------------------------------------------
+GATE_PROMOTE = "mlrig.gate.promote"
+GATE_METRIC = "mlrig.gate.metric"
+GATE_CHALLENGER = "mlrig.gate.challenger"
+GATE_CHAMPION = "mlrig.gate.champion"
+GATE_MARGIN = "mlrig.gate.margin"
+GATE_REASON = "mlrig.gate.reason"
+
+# --- champion moves (registered-model tag, and model-version tags of the new champion) -------
+CHAMPION_HISTORY = "mlrig.champion_history"  # JSON list, oldest first
+_CHAMPION_CHANGE = "mlrig.champion."  # + action | by | reason | at
+
+# --- tuning (the parent run, and each nested trial run) --------------------------------------
+STUDY = "mlrig.study"
+TUNED_FAMILIES = "mlrig.tuned_families"
+TRIAL = "mlrig.trial"  # the Optuna trial number
+TRIAL_STATE = "mlrig.state"  # Optuna's: COMPLETE | PRUNED | FAIL
+
+# --- monitoring runs (written by mlrig.monitoring.monitor) -----------------------------------
+MODEL = "mlrig.model"
+MODEL_VERSION = "mlrig.model_version"
+MONITORING_VERDICT = "mlrig.monitoring.verdict"
+
+
+def encode_run(
+    version: str,
+    task: str,
+    data_digest: str,
+    data_source: str,
+    eval_digest: str,
+    eval_run_id: str | None,
+) -> dict[str, str]:
+    """Tags of a training run: what logged it, on which data, scored on which evaluation set
+    (``eval_run_id`` None: this run stored the set)."""
+    return {
+        VERSION: version,
+        TASK: task,
+        DATA_DIGEST: data_digest,
+        DATA_SOURCE: data_source,
+        EVAL_SET_DIGEST: eval_digest,
+        EVAL_SET_RUN_ID: eval_run_id or EVAL_SET_THIS_RUN,
+    }
+
+
+@dataclass(frozen=True)
+class GateTags:
+    """The gate decision as read back from a run or model version."""
+
+    promote: bool
+    metric: str
+    challenger: float
+    champion: float | None  # None: there was no champion to compare with
+    margin: float
+    reason: str
+
+
+def encode_gate(
+    promote: bool,
+    metric: str,
+    challenger: float,
+    champion: float | None,
+    margin: float,
+    reason: str,
+) -> dict[str, str]:
+    """The gate decision as tags; scores with 6 significant digits (the run's metrics keep
+    them exactly), an empty champion when there was none."""
+    return {
+        GATE_PROMOTE: str(promote).lower(),
+        GATE_METRIC: metric,
+        GATE_CHALLENGER: f"{challenger:.6g}",
+        GATE_CHAMPION: "" if champion is None else f"{champion:.6g}",
+        GATE_MARGIN: f"{margin:g}",
+        GATE_REASON: reason,
+    }
+
+
+def decode_gate(tags: Mapping[str, str]) -> GateTags | None:
+    """The gate decision in ``tags``, or None when they carry none (a version registered
+    by hand, or before the gate existed). A number that does not parse reads as NaN."""
+    if GATE_METRIC not in tags:
+        return None
+    champion = tags.get(GATE_CHAMPION, "")
+    return GateTags(
+        promote=tags.get(GATE_PROMOTE) == "true",
+        metric=tags[GATE_METRIC],
+        challenger=_number(tags.get(GATE_CHALLENGER, "")),
+        champion=_number(champion) if champion else None,
+        margin=_number(tags.get(GATE_MARGIN, "")),
+        reason=tags.get(GATE_REASON, ""),
+    )
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
+def encode_champion_change(action: str, by: str, reason: str, at: str) -> dict[str, str]:
+    """Tags of the version that just became champion: how (gate | promote | rollback), by
+    whom, why and when (ISO-8601 UTC)."""
+    return {
+        _CHAMPION_CHANGE + "action": action,
+        _CHAMPION_CHANGE + "by": by,
+        _CHAMPION_CHANGE + "reason": reason,
+        _CHAMPION_CHANGE + "at": at,
+    }
+
+
+def encode_study(study: str, families: list[str]) -> dict[str, str]:
+    """Tags of a tuning parent run: the Optuna study and the families it searched."""
+    return {STUDY: study, TUNED_FAMILIES: ",".join(families)}
+
+
+def encode_trial(number: int, state: str) -> dict[str, str]:
+    """mlrig's tags of one nested trial run (MLflow's own tags are added by the writer)."""
+    return {TRIAL: str(number), TRIAL_STATE: state}
