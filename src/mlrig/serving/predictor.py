@@ -18,8 +18,7 @@ import numpy as np
 import orjson
 
 from mlrig.predictions.records import generated_id, generated_ids, new_batch_id
-from mlrig.tracking.loading import LoadedModel
-from mlrig.training.train import accept_arrays
+from mlrig.tracking.loading import LoadedModel, accept_arrays
 
 _NUMBER = (int, float)
 

@@ -1,4 +1,5 @@
-"""Load a registered scikit-learn model together with its feature contract."""
+"""Load a registered scikit-learn model together with its feature contract, and make a loaded
+estimator take plain NumPy rows (what serving passes)."""
 
 from __future__ import annotations
 
@@ -65,3 +66,14 @@ def load_model(client: MlflowClient, ref: str) -> LoadedModel:
         )
     task = "classification" if is_classifier(estimator) else "regression"
     return LoadedModel(estimator, name, version, mv.run_id, features, categorical, task)
+
+
+def accept_arrays(model: Any) -> None:
+    """Drop ``feature_names_in_`` from a fitted estimator and every fitted part of it, so a
+    Pipeline fitted on a DataFrame takes NumPy rows (serving) without a warning per call."""
+    model.__dict__.pop("feature_names_in_", None)
+    for _, part in getattr(model, "steps", []):
+        accept_arrays(part)
+    for _, part, _cols in getattr(model, "transformers_", []):
+        if hasattr(part, "__dict__"):
+            accept_arrays(part)

@@ -78,14 +78,3 @@ def importances(model: Any) -> tuple[list[str], np.ndarray, str] | None:
         values = coef if coef.ndim == 1 else np.abs(coef).mean(axis=0)
         return names, values, "coefficients" if coef.ndim == 1 else "mean |coefficient|"
     return None
-
-
-def accept_arrays(model: Any) -> None:
-    """Drop ``feature_names_in_`` from a fitted estimator and every fitted part of it, so a
-    Pipeline fitted on a DataFrame takes NumPy rows (serving) without a warning per call."""
-    model.__dict__.pop("feature_names_in_", None)
-    for _, part in getattr(model, "steps", []):
-        accept_arrays(part)
-    for _, part, _cols in getattr(model, "transformers_", []):
-        if hasattr(part, "__dict__"):
-            accept_arrays(part)

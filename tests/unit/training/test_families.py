@@ -10,10 +10,10 @@ import pytest
 
 from mlrig.data.schema import FeatureSchema
 from mlrig.errors import ConfigError
+from mlrig.tracking.loading import accept_arrays
 from mlrig.training.families import FAMILIES, default_family, family, resolve_params
 from mlrig.training.train import (
     ModelSpec,
-    accept_arrays,
     fit_model,
     importances,
     score_model,
