@@ -44,12 +44,12 @@ def _reference(ref_dir: Path):  # type: ignore[no-untyped-def]
 
 
 def worker_mlrig(db: str, ref_dir: str) -> None:
+    import scipy.spatial.distance
+    import scipy.stats  # noqa: F401  (imports are not compute: Evidently's are excluded too)
+
     from mlrig.monitoring.assess import Rules, assess
     from mlrig.predictions.store import PredictionStore
     from mlrig.predictions.window import read_window
-
-    import scipy.spatial.distance
-    import scipy.stats  # noqa: F401  (imports are not compute: Evidently's are excluded too)
 
     ref = _reference(Path(ref_dir))
     store = PredictionStore(db)

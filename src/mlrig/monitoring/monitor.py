@@ -131,6 +131,7 @@ def _log_run(
     summary_html: str,
     html: Path | None,
 ) -> str:
+    from mlrig.tracking import tags
     from mlrig.tracking.monitoring import log_monitoring_run
 
     latest = result.latest
@@ -168,9 +169,9 @@ def _log_run(
         location,
         f"monitor-{result.model}-v{latest.version if latest else 'none'}",
         {
-            "mlrig.model": result.model,
-            "mlrig.model_version": latest.version if latest else "",
-            "mlrig.monitoring.verdict": result.verdict,
+            tags.MODEL: result.model,
+            tags.MODEL_VERSION: latest.version if latest else "",
+            tags.MONITORING_VERDICT: result.verdict,
         },
         params,
         metrics,
