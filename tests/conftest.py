@@ -244,6 +244,15 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         time.sleep(0.2)
 
 
+def wine_frame(colour: str = "red"):  # type: ignore[no-untyped-def]
+    """The embedded red or white wine data (same schema, two populations) as a DataFrame."""
+    import pandas as pd
+
+    from mlrig.data.ingest import embedded_path
+
+    return pd.read_csv(embedded_path().with_name(f"winequality-{colour}.csv"), sep=";")
+
+
 def stored_predictions(home: Path):  # type: ignore[no-untyped-def]
     """The prediction log a server on ``home`` wrote, one row per prediction (a DataFrame)."""
     from mlrig.predictions.store import PredictionStore

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from mlrig.monitoring.drift import column_drift, summarize
+from tests.conftest import wine_frame
 
 pytestmark = pytest.mark.slow
 
@@ -20,12 +21,6 @@ EVIDENTLY_NAMES = {
     "Wasserstein distance (normed)": "wasserstein",
     "Jensen-Shannon distance": "jensenshannon",
 }
-
-
-def _wine(name: str) -> pd.DataFrame:
-    from mlrig.data.ingest import embedded_path
-
-    return pd.read_csv(embedded_path().with_name(f"winequality-{name}.csv"), sep=";")
 
 
 def _with_extra_columns(frame: pd.DataFrame, seed: int, skew: float = 0.0) -> pd.DataFrame:
@@ -79,9 +74,9 @@ def _evidently(reference: pd.DataFrame, current: pd.DataFrame) -> tuple[dict[str
 def test_scores_tests_and_flags_equal_evidentlys(
     ref_rows: int, current: str, cur_rows: int, skew: float
 ) -> None:
-    red = _wine("red").sample(frac=1.0, random_state=0)
+    red = wine_frame("red").sample(frac=1.0, random_state=0)
     reference = _with_extra_columns(red.head(ref_rows), seed=1)
-    source = _wine(current).sample(frac=1.0, random_state=1) if current == "white" else red
+    source = wine_frame(current).sample(frac=1.0, random_state=1) if current == "white" else red
     window = _with_extra_columns(source.head(cur_rows), seed=2, skew=skew)
     expected, share = _evidently(reference, window)
     ours = [

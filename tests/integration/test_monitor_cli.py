@@ -14,16 +14,10 @@ import pytest
 
 from mlrig.predictions.records import PredictionBatch, generated_ids, new_batch_id
 from mlrig.predictions.store import PredictionStore
-from tests.conftest import run_cli
+from tests.conftest import run_cli, wine_frame
 
 pytestmark = pytest.mark.slow
 MODEL = "wine-quality"
-
-
-def _wine(name: str) -> pd.DataFrame:
-    from mlrig.data.ingest import embedded_path
-
-    return pd.read_csv(embedded_path().with_name(f"winequality-{name}.csv"), sep=";")
 
 
 def _predictor(home: Path, ref: str = f"{MODEL}@champion"):  # type: ignore[no-untyped-def]
@@ -81,7 +75,7 @@ def test_red_wine_traffic_is_not_drift_and_white_wine_is(trained_home: Path) -> 
     from mlflow import MlflowClient
 
     store, predictor = _store(trained_home), _predictor(trained_home)
-    red = _wine("red").sample(600, random_state=3)
+    red = wine_frame("red").sample(600, random_state=3)
     log_traffic(store, predictor, red, red["quality"].to_numpy())
     code, result = _monitor(trained_home)
     assert code == 0 and result["verdict"] == "ok", result
@@ -90,7 +84,7 @@ def test_red_wine_traffic_is_not_drift_and_white_wine_is(trained_home: Path) -> 
     assert version["quality"]["labelled"] == 600 and version["quality"]["degraded"] is False
     assert {c["test"] for c in version["drift"]["columns"]} == {"wasserstein"}
 
-    white = _wine("white").sample(800, random_state=4)
+    white = wine_frame("white").sample(800, random_state=4)
     log_traffic(store, predictor, white)
     code, result = _monitor(trained_home, "--window", "800")
     drift = result["versions"][0]["drift"]
@@ -115,7 +109,7 @@ def test_red_wine_traffic_is_not_drift_and_white_wine_is(trained_home: Path) -> 
 
 
 def test_one_drifted_column_is_named(trained_home: Path) -> None:
-    red = _wine("red").sample(800, random_state=5)
+    red = wine_frame("red").sample(800, random_state=5)
     log_traffic(_store(trained_home), _predictor(trained_home), red.assign(alcohol=red["alcohol"] + 2.5))
     done = run_cli("monitor", "--home", str(trained_home), "--no-track")
     assert done.returncode == 0, done.stderr  # one column of eleven: no dataset drift
@@ -127,7 +121,7 @@ def test_one_drifted_column_is_named(trained_home: Path) -> None:
 
 
 def test_feedback_that_disagrees_makes_a_regression_model_degraded(trained_home: Path) -> None:
-    red = _wine("red").sample(400, random_state=6)
+    red = wine_frame("red").sample(400, random_state=6)
     log_traffic(_store(trained_home), _predictor(trained_home), red, red["quality"].to_numpy() + 2)
     code, result = _monitor(trained_home, "--no-track")
     quality = result["versions"][0]["quality"]
@@ -137,7 +131,7 @@ def test_feedback_that_disagrees_makes_a_regression_model_degraded(trained_home:
 
 
 def test_too_little_data_is_insufficient_not_a_verdict(trained_home: Path) -> None:
-    red = _wine("white").head(12)  # even a foreign population: too few rows to say
+    red = wine_frame("white").head(12)  # even a foreign population: too few rows to say
     log_traffic(_store(trained_home), _predictor(trained_home), red, red["quality"].to_numpy())
     code, result = _monitor(trained_home, "--no-track")
     assert code == 0 and result["verdict"] == "insufficient_data"
@@ -154,7 +148,7 @@ def test_errors_exit_2_and_name_the_model(trained_home: Path) -> None:
 
 
 def test_evidently_report_on_a_stated_sample(trained_home: Path, tmp_path: Path) -> None:
-    red = _wine("red").sample(700, random_state=7)
+    red = wine_frame("red").sample(700, random_state=7)
     log_traffic(_store(trained_home), _predictor(trained_home), red, red["quality"].to_numpy())
     (tmp_path / "mlrig.toml").write_text("[monitoring]\nreport_rows = 300\n")
     out = tmp_path / "report.html"
@@ -166,7 +160,7 @@ def test_evidently_report_on_a_stated_sample(trained_home: Path, tmp_path: Path)
 
 def test_a_window_across_a_model_swap_is_assessed_per_version(trained_home: Path) -> None:
     store = _store(trained_home)
-    red = _wine("red").sample(frac=1.0, random_state=8)
+    red = wine_frame("red").sample(frac=1.0, random_state=8)
     log_traffic(store, _predictor(trained_home), red.head(300))
     done = run_cli("run", "--home", str(trained_home), "--alpha", "0.05", "--quiet")
     assert done.returncode == 0, done.stderr
@@ -188,7 +182,7 @@ def test_classifier_probabilities_give_live_auc_and_ks(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     predictor = _predictor(home, "good-wine@champion")
     assert predictor.classes == ("0", "1")
-    red = _wine("red").sample(600, random_state=9)
+    red = wine_frame("red").sample(600, random_state=9)
     truth = (red["quality"] >= 7).astype(float).to_numpy()
     store = _store(home)
     log_traffic(store, predictor, red.head(300), truth[:300])
@@ -216,7 +210,7 @@ def test_monitoring_reads_the_postgresql_store(trained_home: Path, postgres_url:
     url = postgres_url.rsplit("/", 1)[0] + "/monitor_test"
     store = PredictionStore(url)
     store.create_schema()
-    white = _wine("white").sample(500, random_state=10)
+    white = wine_frame("white").sample(500, random_state=10)
     log_traffic(store, _predictor(trained_home), white, white["quality"].to_numpy())
     store.close()
     code, result = _monitor(trained_home, "--no-track", env={"MLRIG_PREDICTIONS_URL": url})
