@@ -186,9 +186,11 @@ def main() -> None:
 
     from mlrig.config import load_settings
     from mlrig.monitoring.references import load_reference
+    from mlrig.tracking.monitoring import version_record
     from mlrig.tracking.store import open_client
 
-    profile = load_reference(open_client(load_settings(None, {"home": home})), MODEL, "1")
+    client = open_client(load_settings(None, {"home": home}))
+    profile = load_reference(client, version_record(client, MODEL, "1"))
     ref_dir = work / "reference"
     for rel, content in profile.to_files().items():
         (ref_dir / rel).parent.mkdir(parents=True, exist_ok=True)

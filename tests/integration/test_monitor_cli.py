@@ -241,6 +241,7 @@ def test_a_version_without_a_reference_profile_gets_one_built_once(tmp_path: Pat
 
     from mlrig.config import load_settings
     from mlrig.monitoring.references import load_reference
+    from mlrig.tracking.monitoring import version_record
     from mlrig.tracking.store import open_client
 
     home = tmp_path / ".mlrig"  # its own store: the session's trained home is shared
@@ -250,10 +251,10 @@ def test_a_version_without_a_reference_profile_gets_one_built_once(tmp_path: Pat
     # as if the version had been registered before profiles existed
     shutil.rmtree(Path(urlparse(client.get_run(run_id).info.artifact_uri).path) / "monitoring")
     assert not [f.path for f in client.list_artifacts(run_id, "monitoring")]
-    profile = load_reference(client, MODEL, "1")
+    profile = load_reference(client, version_record(client, MODEL, "1"))
     assert profile.training_rows == len(profile.sample) == 1114  # every training row
     assert len(profile.predictions) == 400  # its frozen evaluation set
     files = {f.path for f in client.list_artifacts(run_id, "monitoring")}
     assert {"monitoring/profile.json", "monitoring/reference.parquet"} <= files
-    again = load_reference(client, MODEL, "1")  # now read back, not rebuilt
+    again = load_reference(client, version_record(client, MODEL, "1"))  # read back, not rebuilt
     pd.testing.assert_frame_equal(again.sample, profile.sample)

@@ -123,7 +123,9 @@ def column_drift(
 def summarize(columns: list[ColumnDrift], drift_share: float = 0.5) -> DriftSummary:
     drifted = sum(c.drifted for c in columns)
     share = drifted / len(columns) if columns else 0.0
-    return DriftSummary(tuple(columns), drifted, share, drift_share, bool(columns) and share >= drift_share)
+    return DriftSummary(
+        tuple(columns), drifted, share, drift_share, bool(columns) and share >= drift_share
+    )
 
 
 # --- the pieces ----------------------------------------------------------------------------------

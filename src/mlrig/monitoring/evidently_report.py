@@ -21,8 +21,8 @@ TARGET, PREDICTION, PROBABILITY = "target", "prediction", "prediction_probabilit
 
 
 def window_frame(window: Window) -> pd.DataFrame:
-    """Every row of the window: features, prediction, and target (NaN without feedback)."""
-    import numpy as np
+    """Every row of the window (at least one version): features, prediction, and target
+    (NaN without feedback)."""
     import pandas as pd
 
     frames = []
@@ -36,7 +36,7 @@ def window_frame(window: Window) -> pd.DataFrame:
         f[TARGET] = part.actual
         f["model_version"] = part.version
         frames.append(f)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(np.empty((0, 0)))
+    return pd.concat(frames, ignore_index=True)
 
 
 def write_evidently_report(
@@ -60,7 +60,9 @@ def write_evidently_report(
         from evidently.presets import DataDriftPreset
 
         numeric = [f for f in features if f not in ref.categorical]
-        drift_def = DataDefinition(numerical_columns=numeric, categorical_columns=list(ref.categorical))
+        drift_def = DataDefinition(
+            numerical_columns=numeric, categorical_columns=list(ref.categorical)
+        )
         metrics: list[Any] = [DataDriftPreset(columns=features)]
         report = Report(metrics)
         snapshot = report.run(
@@ -89,7 +91,9 @@ def _quality_html(labelled: pd.DataFrame, task: str) -> str:
         from evidently.presets import ClassificationPreset
 
         frame = labelled[[TARGET, PREDICTION, *([PROBABILITY] if PROBABILITY in labelled else [])]]
-        frame = frame.assign(**{TARGET: frame[TARGET].astype(int), PREDICTION: frame[PREDICTION].astype(int)})
+        frame = frame.assign(
+            **{TARGET: frame[TARGET].astype(int), PREDICTION: frame[PREDICTION].astype(int)}
+        )
         if PROBABILITY in frame:
             task_def: Any = BinaryClassification(
                 target=TARGET, prediction_probas=PROBABILITY, pos_label=1

@@ -58,22 +58,31 @@ def monitor(
 
     from mlrig.monitoring.references import load_reference
     from mlrig.predictions.window import read_window
-    from mlrig.tracking.monitoring import version_record
+    from mlrig.tracking.monitoring import VersionRecord, version_record
     from mlrig.tracking.registry import resolve_version
 
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    name, pinned = _split_ref(model or settings.tracking.model_name)
-    version = resolve_version(client, f"{name}{pinned}")[1] if pinned else None
+    ref = model or settings.tracking.model_name
+    # NAME: every version in the window; NAME@ALIAS or NAME/VERSION: that version's rows
+    name, version = resolve_version(client, ref) if "@" in ref or "/" in ref else (ref, None)
     window = read_window(store, name, since, last)
     if version is not None:
         window = _only(window, version)
     seconds["read"] = time.perf_counter() - t0
+    records: dict[str, VersionRecord] = {}
     references: dict[str, ReferenceProfile] = {}
+
+    def record_for(v: str) -> VersionRecord:
+        if v not in records:
+            records[v] = version_record(client, name, v)
+        return records[v]
 
     def reference_for(v: str) -> ReferenceProfile:
         if v not in references:
-            references[v] = load_reference(client, name, v, settings.monitoring.reference_rows)
+            references[v] = load_reference(
+                client, record_for(v), settings.monitoring.reference_rows
+            )
         return references[v]
 
     t1 = time.perf_counter()
@@ -85,7 +94,7 @@ def monitor(
         name,
         window,
         reference_for,
-        lambda v: version_record(client, name, v).metrics,
+        lambda v: record_for(v).metrics,
         rules_from(settings),
     )
     seconds["assess"] = time.perf_counter() - t2
@@ -108,15 +117,6 @@ def monitor(
     return MonitorOutcome(result, result_id, run_id, html, html_rows, seconds)
 
 
-def _split_ref(ref: str) -> tuple[str, str]:
-    """("name", "@alias" | "/version" | "")."""
-    for sep in ("@", "/"):
-        if sep in ref:
-            name, _, which = ref.partition(sep)
-            return name, f"{sep}{which}"
-    return ref, ""
-
-
 def _only(window: Window, version: str) -> Window:
     from dataclasses import replace
 
@@ -133,6 +133,7 @@ def _log_run(
 ) -> str:
     from mlrig.tracking import tags
     from mlrig.tracking.monitoring import log_monitoring_run
+    from mlrig.tracking.store import ensure_experiment
 
     latest = result.latest
     metrics: dict[str, float] = {"rows": float(result.window["rows"])}
@@ -157,16 +158,15 @@ def _log_run(
         if q.offline is not None:
             metrics[f"offline_{q.metric}"] = q.offline
         metrics.update({f"live.{k}": v for k, v in q.metrics.items()})
-    files = {"monitoring/result.json": document.encode(), "monitoring/report.html": summary_html.encode()}
+    files = {
+        "monitoring/result.json": document.encode(),
+        "monitoring/report.html": summary_html.encode(),
+    }
     if html is not None:
         files["monitoring/evidently_report.html"] = html.read_bytes()
-    location = None
-    if settings.tracking_uri.startswith("sqlite:"):
-        location = settings.artifact_root.as_uri()
     return log_monitoring_run(
         client,
-        f"{result.model}-monitoring",
-        location,
+        ensure_experiment(client, settings, f"{result.model}-monitoring"),
         f"monitor-{result.model}-v{latest.version if latest else 'none'}",
         {
             tags.MODEL: result.model,

@@ -61,14 +61,24 @@ def live_quality(
     reference = offline.get(metric)
     if n < min_labels:
         return LiveQuality(
-            metric, n, min_labels, None, reference, None,
+            metric,
+            n,
+            min_labels,
+            None,
+            reference,
+            None,
             f"{n} labelled predictions, {min_labels} needed",
         )
     y = actual[labelled]
     if task == "classification":
         if probabilities is None or classes is None:
             return LiveQuality(
-                metric, n, min_labels, None, reference, None,
+                metric,
+                n,
+                min_labels,
+                None,
+                reference,
+                None,
                 "the log holds no class probabilities for these predictions",
             )
         labels = np.asarray([float(c) for c in classes])

@@ -14,35 +14,35 @@ from mlrig.monitoring.profile import FILES, ReferenceProfile, build_profile
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from mlrig.tracking.monitoring import VersionRecord
+
 log = logging.getLogger(__name__)
 
 
 def load_reference(
-    client: MlflowClient, name: str, version: str, max_rows: int = 5000
+    client: MlflowClient, record: VersionRecord, max_rows: int = 5000
 ) -> ReferenceProfile:
-    from mlrig.tracking.monitoring import load_run_files, version_record
+    """The profile stored with ``record``'s run; built and stored there first if missing."""
+    from mlrig.tracking.monitoring import load_run_files, log_run_files
 
-    record = version_record(client, name, version)
     files = load_run_files(client, record.run_id, FILES)
     if files is not None:
         return ReferenceProfile.from_files(files)
-    profile = _backfill(client, name, version, max_rows)
-    from mlrig.tracking.monitoring import log_run_files
-
+    profile = _backfill(client, record, max_rows)
     log_run_files(client, record.run_id, profile.to_files())
-    log.info("model %s version %s: reference profile built and stored", name, version)
+    log.info("model %s version %s: reference profile built and stored", record.name, record.version)
     return profile
 
 
-def _backfill(client: MlflowClient, name: str, version: str, max_rows: int) -> ReferenceProfile:
+def _backfill(client: MlflowClient, record: VersionRecord, max_rows: int) -> ReferenceProfile:
     import pandas as pd
 
     from mlrig.data.ingest import load_table
     from mlrig.tracking.evalset import EVAL_SET_ARTIFACT
     from mlrig.tracking.loading import load_model
-    from mlrig.tracking.monitoring import eval_set_file, version_record
+    from mlrig.tracking.monitoring import eval_set_file
 
-    record = version_record(client, name, version)
+    name, version = record.name, record.version
     where = f"model {name!r} version {version}"
     if record.training_source is None:
         raise MonitoringError(
@@ -68,6 +68,4 @@ def _backfill(client: MlflowClient, name: str, version: str, max_rows: int) -> R
     held_out = set(pd.util.hash_pandas_object(evaluation[features], index=False))
     keep = ~pd.util.hash_pandas_object(frame[features], index=False).isin(held_out)
     preds = model.estimator.predict(evaluation[features])
-    return build_profile(
-        frame.loc[keep, features], preds, model.task, model.categorical, max_rows
-    )
+    return build_profile(frame.loc[keep, features], preds, model.task, model.categorical, max_rows)

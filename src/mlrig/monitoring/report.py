@@ -18,9 +18,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}.bad{color:#b00020;font-
 """
 
 
-def render_summary_html(
-    result: Assessment, references: dict[str, ReferenceProfile]
-) -> str:
+def render_summary_html(result: Assessment, references: dict[str, ReferenceProfile]) -> str:
     """The assessment as an HTML document (per version: drift table, live quality)."""
     w = result.window
     parts = [

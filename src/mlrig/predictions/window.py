@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -153,20 +154,20 @@ class _Columns:
         self.batch_ids: list[Any] = []
 
     def add(self, rows: list[tuple[Any, ...]]) -> None:
-        self.n_rows.append(np.fromiter(map(_col(1), rows), dtype=np.int64, count=len(rows)))
-        blobs = list(map(_col(2), rows))
+        self.n_rows.append(np.fromiter(map(itemgetter(1), rows), dtype=np.int64, count=len(rows)))
+        blobs = list(map(itemgetter(2), rows))
         if bytes(blobs[0][:1]) == b"[":  # categorical models log JSON rows
             self.json_features += blobs
         else:
             self.features.append(b"".join(blobs))
-        self.predictions.append(b"".join(map(_col(3), rows)))
-        proba = list(map(_col(4), rows))
+        self.predictions.append(b"".join(map(itemgetter(3), rows)))
+        proba = list(map(itemgetter(4), rows))
         if self.probabilities is not None and None not in proba:
             self.probabilities.append(b"".join(proba))
         else:
             self.probabilities = None
         if len(rows[0]) > 5:
-            self.batch_ids += map(_col(5), rows)
+            self.batch_ids += map(itemgetter(5), rows)
 
     def decode(
         self,
@@ -206,16 +207,10 @@ class _Columns:
         )
 
 
-def _col(i: int) -> Any:
-    from operator import itemgetter
-
-    return itemgetter(i)
-
-
 def _collect(versions: dict[str, _Columns], rows: list[tuple[Any, ...]]) -> None:
     if not rows:
         return
-    names = list(map(_col(0), rows))
+    names = list(map(itemgetter(0), rows))
     if names.count(names[0]) == len(names):
         versions.setdefault(str(names[0]), _Columns()).add(rows)
         return

@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 
-
 @dataclass(frozen=True)
 class VersionRecord:
     """What the registry and the version's run say about one model version."""
@@ -61,7 +60,9 @@ def _source_uri(source: str) -> str | None:
     return None
 
 
-def load_run_files(client: MlflowClient, run_id: str, paths: tuple[str, ...]) -> dict[str, bytes] | None:
+def load_run_files(
+    client: MlflowClient, run_id: str, paths: tuple[str, ...]
+) -> dict[str, bytes] | None:
     """The contents of artifacts ``paths`` of ``run_id``, or None if any is missing."""
     from mlflow.exceptions import MlflowException
 
@@ -79,11 +80,10 @@ def load_run_files(client: MlflowClient, run_id: str, paths: tuple[str, ...]) ->
 
 def log_run_files(client: MlflowClient, run_id: str, files: dict[str, bytes]) -> None:
     """Write ``files`` (artifact path → content) into the artifacts of ``run_id``."""
+    from mlrig.tracking.runs import write_files
+
     with tempfile.TemporaryDirectory() as tmp:
-        for rel, content in files.items():
-            path = Path(tmp, rel)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(content)
+        write_files(tmp, files)
         try:
             client.log_artifacts(run_id, tmp)
         except Exception as exc:  # MLflow and OS errors: the store refused the write
@@ -101,25 +101,18 @@ def eval_set_file(client: MlflowClient, record: VersionRecord, path: str) -> byt
 
 def log_monitoring_run(
     client: MlflowClient,
-    experiment: str,
-    artifact_location: str | None,
+    experiment_id: str,
     run_name: str,
     tags: dict[str, str],
     params: dict[str, Any],
     metrics: dict[str, float],
     files: dict[str, bytes],
 ) -> str:
-    """One finished run in ``experiment`` (created if new); returns its id."""
+    """One finished run in ``experiment_id``; returns its id."""
     import math
 
     from mlflow.entities import Metric, Param, RunTag
 
-    found = client.get_experiment_by_name(experiment)
-    experiment_id = (
-        str(found.experiment_id)
-        if found is not None
-        else client.create_experiment(experiment, artifact_location=artifact_location)
-    )
     run = client.create_run(experiment_id, run_name=run_name, tags=tags)
     run_id = str(run.info.run_id)
     try:

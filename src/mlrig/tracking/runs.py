@@ -132,7 +132,7 @@ def log_training_run(
             client.log_inputs(run_id, [entity])
         if record.artifacts:
             with tempfile.TemporaryDirectory() as tmp:
-                _write_files(tmp, record.artifacts)
+                write_files(tmp, record.artifacts)
                 client.log_artifacts(run_id, tmp)
         model_uri = _log_model(client, run, model, signature, record.x_example.head(5))
     except BaseException:
@@ -237,7 +237,8 @@ def _log_model(
     return f"models:/{model_id}"
 
 
-def _write_files(root: str, files: dict[str, bytes]) -> None:
+def write_files(root: str, files: dict[str, bytes]) -> None:
+    """Lay ``files`` (artifact path → content) out under ``root``, ready for log_artifacts."""
     for rel, content in files.items():
         path = Path(root, rel)
         path.parent.mkdir(parents=True, exist_ok=True)

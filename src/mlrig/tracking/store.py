@@ -34,9 +34,10 @@ def open_client(settings: Settings) -> MlflowClient:
         raise TrackingError(f"tracking store {redact(settings.tracking_uri)}: {exc}") from exc
 
 
-def ensure_experiment(client: MlflowClient, settings: Settings) -> str:
-    """Id of the configured experiment, created with artifacts under the mlrig home if new."""
-    name = settings.tracking.experiment
+def ensure_experiment(client: MlflowClient, settings: Settings, name: str | None = None) -> str:
+    """Id of experiment ``name`` (default: the configured one), created with artifacts under
+    the mlrig home if new."""
+    name = name or settings.tracking.experiment
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return str(experiment.experiment_id)
