@@ -77,6 +77,20 @@ monitoring_results = sa.Table(
     sa.Column("report_html", sa.Text, nullable=True),
 )
 
+# Leases that keep two passes of the loop (or two retrains of one model) apart across processes
+# and machines; locks.py holds and renews them, a crashed holder's lease expires.
+locks = sa.Table(
+    "locks",
+    metadata,
+    sa.Column("name", sa.String(256), primary_key=True),
+    sa.Column("holder", sa.String(64), nullable=False),  # a fresh token per acquisition
+    sa.Column("host", sa.String(256), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("purpose", sa.String(256), nullable=False),
+    sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 
 class PredictionStore:
     """Durable log of answered predictions and their ground truth."""
