@@ -8,6 +8,7 @@ over mlrig's settings for the tracking store.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tomllib
 from collections.abc import Mapping
@@ -158,6 +159,45 @@ class MonitoringSettings(_Section):
     track: bool = Field(True, description="Log each monitoring pass as an MLflow run.")
 
 
+class LoopSettings(_Section):
+    """When `mlrig loop` retrains, what a retrain trains on, and which rows the gate trusts."""
+
+    drift_share: float | None = Field(
+        0.5, gt=0, le=1, description="Retrain when this share of features drifts; None = never."
+    )
+    degradation: float | None = Field(
+        0.1,
+        ge=0,
+        description="Retrain when the live metric is worse than offline by more than this "
+        "(monitoring.tolerance_mode units); None = never.",
+    )
+    new_labels: int | None = Field(
+        None, ge=1, description="Retrain when this many labelled rows arrived since the last one."
+    )
+    always: bool = Field(False, description="Retrain on every pass (a plain retraining schedule).")
+    cooldown: str = Field("30m", description="No retrain sooner than this after the last one.")
+    since: str | None = Field(
+        None, description="Labelled production rows used by a retrain: an age or ISO time; None = all."
+    )
+    recent_share: float = Field(
+        0.3,
+        ge=0,
+        lt=1,
+        description="Newest share of the labelled production rows held out for the gate, never trained on.",
+    )
+    gate: Literal["auto", "frozen", "recent"] = Field(
+        "auto",
+        description="Which rows decide promotion: auto = the recent slice once it has "
+        "recent_min_rows rows, else the frozen evaluation set.",
+    )
+    recent_min_rows: int = Field(
+        100, ge=1, description="Labelled rows the recent slice needs to govern the gate."
+    )
+    lock_ttl: float = Field(
+        60.0, gt=0, description="Seconds a crashed pass keeps its lease before another may start."
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MLRIG_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -172,6 +212,7 @@ class Settings(BaseSettings):
     serving: ServingSettings = ServingSettings()
     predictions: PredictionsSettings = PredictionsSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
+    loop: LoopSettings = LoopSettings()
 
     @property
     def home_dir(self) -> Path:
@@ -286,6 +327,32 @@ def load_settings(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"{where}: {problems}") from exc
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str, what: str = "duration") -> dt.timedelta:
+    """``30s``, ``15m``, ``12h`` or ``7d``; raises ConfigError naming ``what``."""
+    text = text.strip()
+    if len(text) > 1 and text[-1] in _UNITS and text[:-1].isdigit():
+        return dt.timedelta(seconds=int(text[:-1]) * _UNITS[text[-1]])
+    raise ConfigError(f"{what} {text!r}: expected a number and a unit, like 30s, 15m, 12h or 7d")
+
+
+def parse_since(text: str | None, what: str = "--since") -> dt.datetime | None:
+    """ISO date/time (UTC when no zone) or an age like ``30m``, ``12h``, ``7d`` before now."""
+    if not text:
+        return None
+    if text[-1] in _UNITS and text[:-1].isdigit():
+        return dt.datetime.now(dt.UTC) - parse_duration(text, what)
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{what} {text!r}: expected an ISO date/time or an age like 12h or 7d"
+        ) from exc
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
 def _drop_none(data: dict[str, Any]) -> dict[str, Any]:

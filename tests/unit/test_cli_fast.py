@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from mlrig.cli.predictions import parse_since
+from mlrig.config import parse_since
 from mlrig.errors import ConfigError
 
 

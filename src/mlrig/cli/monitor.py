@@ -76,7 +76,7 @@ def _run(
     config: Path | None,
     home: Path | None,
 ) -> MonitorOutcome:
-    from mlrig.cli.predictions import parse_since
+    from mlrig.config import parse_since
     from mlrig.monitoring.monitor import monitor
     from mlrig.predictions.store import PredictionStore
     from mlrig.tracking.store import open_client

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
@@ -14,22 +13,6 @@ from mlrig.errors import ConfigError
 app = typer.Typer(help="Read logged predictions and feedback.", no_args_is_help=True)
 
 
-def parse_since(text: str | None) -> dt.datetime | None:
-    """ISO date/time (UTC when no zone) or a relative age like ``30m``, ``12h``, ``7d``."""
-    if not text:
-        return None
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if text[-1] in units and text[:-1].isdigit():
-        return dt.datetime.now(dt.UTC) - dt.timedelta(seconds=int(text[:-1]) * units[text[-1]])
-    try:
-        when = dt.datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise ConfigError(
-            f"--since {text!r}: expected an ISO date/time or an age like 12h or 7d"
-        ) from exc
-    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
-
-
 @app.command("export")
 def export_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
@@ -39,6 +22,7 @@ def export_command(
     home: HomeOpt = None,
 ) -> None:
     """Predictions (one column per feature) joined to their feedback, oldest first."""
+    from mlrig.config import parse_since
     from mlrig.predictions.store import PredictionStore
 
     if fmt not in ("parquet", "csv"):
