@@ -7,8 +7,15 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from mlrig.predictions.store import PredictionStore
 
 BIN = Path(sys.executable).parent
 MLRIG = str(BIN / "mlrig")
@@ -299,3 +306,56 @@ def write_taxi_parquet(path: Path, n: int = 600, seed: int = 0) -> Path:
         }
     ).to_parquet(path, index=False)
     return path
+
+
+def predictor_of(home: Path, ref: str = "wine-quality@champion"):  # type: ignore[no-untyped-def]
+    """The real serving predictor of ``ref`` in ``home``'s registry."""
+    from mlrig.config import load_settings
+    from mlrig.serving.predictor import Predictor
+    from mlrig.tracking.loading import load_model
+    from mlrig.tracking.store import open_client
+
+    client = open_client(load_settings(None, {"home": home}))
+    return Predictor(load_model(client, ref), 100_000)
+
+
+def log_traffic(
+    store: PredictionStore,
+    predictor,  # type: ignore[no-untyped-def]
+    rows: pd.DataFrame,
+    actual: np.ndarray | None = None,
+    batch: int = 50,
+) -> None:
+    """Predict ``rows`` with the real predictor and log them as the server does (``batch`` rows
+    per request); ``actual`` becomes feedback for every row."""
+    import datetime as dt
+
+    import numpy as np
+
+    from mlrig.predictions.records import PredictionBatch, generated_ids, new_batch_id
+    x = rows[list(predictor.features)].to_numpy(dtype=np.float64)
+    ids: list[str] = []
+    records = []
+    for start in range(0, len(x), batch):
+        chunk = x[start : start + batch]
+        preds, proba = predictor.predict(chunk)
+        b = new_batch_id()
+        records.append(
+            PredictionBatch(
+                b, generated_ids(b, len(chunk)), False, dt.datetime.now(dt.UTC), predictor.name,
+                predictor.version, "predict", predictor.features, chunk, preds, 1.0, proba,
+                predictor.classes,
+            )
+        )
+        ids += records[-1].ids
+    store.insert_batches(records)
+    if actual is not None:
+        store.add_feedback(list(zip(ids, (float(a) for a in actual), strict=True)))
+
+
+def prediction_store(home: Path) -> PredictionStore:
+    from mlrig.predictions.store import PredictionStore
+
+    store = PredictionStore(f"sqlite:///{home / 'predictions.db'}")
+    store.create_schema()
+    return store

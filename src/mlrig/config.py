@@ -177,7 +177,8 @@ class LoopSettings(_Section):
     always: bool = Field(False, description="Retrain on every pass (a plain retraining schedule).")
     cooldown: str = Field("30m", description="No retrain sooner than this after the last one.")
     since: str | None = Field(
-        None, description="Labelled production rows used by a retrain: an age or ISO time; None = all."
+        None,
+        description="Labelled production rows used by a retrain: an age or ISO time; None = all.",
     )
     recent_share: float = Field(
         0.3,

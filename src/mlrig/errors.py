@@ -54,3 +54,9 @@ class MonitoringError(MlrigError):
     built, or there is nothing to report on."""
 
     exit_code = 2
+
+
+class BusyError(MlrigError):
+    """Another process holds the lease this work needs (a retrain of the same model)."""
+
+    exit_code = 7

@@ -4,7 +4,6 @@ MLflow monitoring run, Evidently's report, a window across a swap, and PostgreSQ
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 
@@ -12,57 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlrig.predictions.records import PredictionBatch, generated_ids, new_batch_id
-from mlrig.predictions.store import PredictionStore
-from tests.conftest import run_cli, wine_frame
+from tests.conftest import log_traffic, prediction_store, predictor_of, run_cli, wine_frame
 
 pytestmark = pytest.mark.slow
 MODEL = "wine-quality"
-
-
-def _predictor(home: Path, ref: str = f"{MODEL}@champion"):  # type: ignore[no-untyped-def]
-    from mlrig.config import load_settings
-    from mlrig.serving.predictor import Predictor
-    from mlrig.tracking.loading import load_model
-    from mlrig.tracking.store import open_client
-
-    client = open_client(load_settings(None, {"home": home}))
-    return Predictor(load_model(client, ref), 100_000)
-
-
-def log_traffic(
-    store: PredictionStore,
-    predictor,  # type: ignore[no-untyped-def]
-    rows: pd.DataFrame,
-    actual: np.ndarray | None = None,
-    batch: int = 50,
-) -> None:
-    """Predict ``rows`` with the real predictor and log them as the server does (``batch`` rows
-    per request); ``actual`` becomes feedback for every row."""
-    x = rows[list(predictor.features)].to_numpy(dtype=np.float64)
-    ids: list[str] = []
-    records = []
-    for start in range(0, len(x), batch):
-        chunk = x[start : start + batch]
-        preds, proba = predictor.predict(chunk)
-        b = new_batch_id()
-        records.append(
-            PredictionBatch(
-                b, generated_ids(b, len(chunk)), False, dt.datetime.now(dt.UTC), predictor.name,
-                predictor.version, "predict", predictor.features, chunk, preds, 1.0, proba,
-                predictor.classes,
-            )
-        )
-        ids += records[-1].ids
-    store.insert_batches(records)
-    if actual is not None:
-        store.add_feedback(list(zip(ids, (float(a) for a in actual), strict=True)))
-
-
-def _store(home: Path) -> PredictionStore:
-    store = PredictionStore(f"sqlite:///{home / 'predictions.db'}")
-    store.create_schema()
-    return store
 
 
 def _monitor(home: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, dict]:  # type: ignore[type-arg]
@@ -74,7 +26,7 @@ def _monitor(home: Path, *args: str, env: dict[str, str] | None = None) -> tuple
 def test_red_wine_traffic_is_not_drift_and_white_wine_is(trained_home: Path) -> None:
     from mlflow import MlflowClient
 
-    store, predictor = _store(trained_home), _predictor(trained_home)
+    store, predictor = prediction_store(trained_home), predictor_of(trained_home)
     red = wine_frame("red").sample(600, random_state=3)
     log_traffic(store, predictor, red, red["quality"].to_numpy())
     code, result = _monitor(trained_home)
@@ -110,7 +62,7 @@ def test_red_wine_traffic_is_not_drift_and_white_wine_is(trained_home: Path) -> 
 
 def test_one_drifted_column_is_named(trained_home: Path) -> None:
     red = wine_frame("red").sample(800, random_state=5)
-    log_traffic(_store(trained_home), _predictor(trained_home), red.assign(alcohol=red["alcohol"] + 2.5))
+    log_traffic(prediction_store(trained_home), predictor_of(trained_home), red.assign(alcohol=red["alcohol"] + 2.5))
     done = run_cli("monitor", "--home", str(trained_home), "--no-track")
     assert done.returncode == 0, done.stderr  # one column of eleven: no dataset drift
     alcohol = next(line for line in done.stdout.splitlines() if "alcohol" in line)
@@ -122,7 +74,7 @@ def test_one_drifted_column_is_named(trained_home: Path) -> None:
 
 def test_feedback_that_disagrees_makes_a_regression_model_degraded(trained_home: Path) -> None:
     red = wine_frame("red").sample(400, random_state=6)
-    log_traffic(_store(trained_home), _predictor(trained_home), red, red["quality"].to_numpy() + 2)
+    log_traffic(prediction_store(trained_home), predictor_of(trained_home), red, red["quality"].to_numpy() + 2)
     code, result = _monitor(trained_home, "--no-track")
     quality = result["versions"][0]["quality"]
     assert code == 1 and result["verdict"] == "degraded"
@@ -132,7 +84,7 @@ def test_feedback_that_disagrees_makes_a_regression_model_degraded(trained_home:
 
 def test_too_little_data_is_insufficient_not_a_verdict(trained_home: Path) -> None:
     red = wine_frame("white").head(12)  # even a foreign population: too few rows to say
-    log_traffic(_store(trained_home), _predictor(trained_home), red, red["quality"].to_numpy())
+    log_traffic(prediction_store(trained_home), predictor_of(trained_home), red, red["quality"].to_numpy())
     code, result = _monitor(trained_home, "--no-track")
     assert code == 0 and result["verdict"] == "insufficient_data"
     version = result["versions"][0]
@@ -149,7 +101,7 @@ def test_errors_exit_2_and_name_the_model(trained_home: Path) -> None:
 
 def test_evidently_report_on_a_stated_sample(trained_home: Path, tmp_path: Path) -> None:
     red = wine_frame("red").sample(700, random_state=7)
-    log_traffic(_store(trained_home), _predictor(trained_home), red, red["quality"].to_numpy())
+    log_traffic(prediction_store(trained_home), predictor_of(trained_home), red, red["quality"].to_numpy())
     (tmp_path / "mlrig.toml").write_text("[monitoring]\nreport_rows = 300\n")
     out = tmp_path / "report.html"
     code, result = _monitor(trained_home, "--html", str(out), "--config", str(tmp_path / "mlrig.toml"))
@@ -159,12 +111,12 @@ def test_evidently_report_on_a_stated_sample(trained_home: Path, tmp_path: Path)
 
 
 def test_a_window_across_a_model_swap_is_assessed_per_version(trained_home: Path) -> None:
-    store = _store(trained_home)
+    store = prediction_store(trained_home)
     red = wine_frame("red").sample(frac=1.0, random_state=8)
-    log_traffic(store, _predictor(trained_home), red.head(300))
+    log_traffic(store, predictor_of(trained_home), red.head(300))
     done = run_cli("run", "--home", str(trained_home), "--alpha", "0.05", "--quiet")
     assert done.returncode == 0, done.stderr
-    log_traffic(store, _predictor(trained_home, f"{MODEL}/2"), red.iloc[300:700])
+    log_traffic(store, predictor_of(trained_home, f"{MODEL}/2"), red.iloc[300:700])
     code, result = _monitor(trained_home, "--no-track")
     assert code == 0, result
     assert [v["version"] for v in result["versions"]] == ["1", "2"]
@@ -180,11 +132,11 @@ def test_classifier_probabilities_give_live_auc_and_ks(tmp_path: Path) -> None:
     config.write_text('[data]\npositive_threshold = 7\n[tracking]\nmodel_name = "good-wine"\n')
     done = run_cli("run", "--home", str(home), "--config", str(config), "--quiet")
     assert done.returncode == 0, done.stderr
-    predictor = _predictor(home, "good-wine@champion")
+    predictor = predictor_of(home, "good-wine@champion")
     assert predictor.classes == ("0", "1")
     red = wine_frame("red").sample(600, random_state=9)
     truth = (red["quality"] >= 7).astype(float).to_numpy()
-    store = _store(home)
+    store = prediction_store(home)
     log_traffic(store, predictor, red.head(300), truth[:300])
     code, result = _monitor(home, "--no-track", "--config", str(config), "--window", "300")
     quality = result["versions"][0]["quality"]
@@ -199,7 +151,7 @@ def test_classifier_probabilities_give_live_auc_and_ks(tmp_path: Path) -> None:
     np.testing.assert_allclose(frame["proba_0"] + frame["proba_1"], 1.0)
 
 
-def test_monitoring_reads_the_postgresql_store(trained_home: Path, postgres_url: str) -> None:
+def test_monitoring_reads_the_postgresqlprediction_store(trained_home: Path, postgres_url: str) -> None:
     import sqlalchemy as sa
 
     admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
@@ -208,10 +160,12 @@ def test_monitoring_reads_the_postgresql_store(trained_home: Path, postgres_url:
         conn.execute(sa.text("CREATE DATABASE monitor_test"))
     admin.dispose()
     url = postgres_url.rsplit("/", 1)[0] + "/monitor_test"
+    from mlrig.predictions.store import PredictionStore
+
     store = PredictionStore(url)
     store.create_schema()
     white = wine_frame("white").sample(500, random_state=10)
-    log_traffic(store, _predictor(trained_home), white, white["quality"].to_numpy())
+    log_traffic(store, predictor_of(trained_home), white, white["quality"].to_numpy())
     store.close()
     code, result = _monitor(trained_home, "--no-track", env={"MLRIG_PREDICTIONS_URL": url})
     version = result["versions"][0]

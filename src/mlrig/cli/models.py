@@ -72,6 +72,7 @@ def show_command(
     from rich.markup import escape
     from rich.table import Table
 
+    from mlrig.cli.summary import gate_lines
     from mlrig.errors import ModelNotFoundError
     from mlrig.tracking.registry import champion_history, list_versions
     from mlrig.tracking.tags import TASK, decode_gate
@@ -82,7 +83,12 @@ def show_command(
         raise ModelNotFoundError(f"model {name!r}: not in the registry (see `mlrig models list`)")
     history = champion_history(client, name)
     if as_json:
-        out = {"versions": [asdict(v) for v in versions], "history": [asdict(h) for h in history]}
+        out = {
+            "versions": [
+                {**asdict(v), "gate": _asdict_or_none(decode_gate(v.tags))} for v in versions
+            ],
+            "history": [asdict(h) for h in history],
+        }
         typer.echo(json.dumps(out, indent=2))
         return
     console = Console(soft_wrap=True, highlight=False)
@@ -90,6 +96,8 @@ def show_command(
     for v in versions:
         g = decode_gate(v.tags)
         gate = f"{'promoted' if g.promote else 'kept champion'}: {g.reason}" if g else "—"
+        if g is not None:
+            gate = "\n".join([gate, *gate_lines(asdict(g))])
         table.add_row(
             v.version,
             ", ".join(v.aliases),
@@ -106,6 +114,10 @@ def show_command(
                 f"  {h.at}  v{h.version}{came_from}  {h.action} by {escape(h.by)}: "
                 f"{escape(h.reason)}"
             )
+
+
+def _asdict_or_none(value: Any) -> dict[str, Any] | None:
+    return None if value is None else asdict(value)
 
 
 def _who() -> str:

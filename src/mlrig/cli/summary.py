@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -33,6 +33,13 @@ def print_result(result: RunResult, *, quiet: bool, as_json: bool) -> None:
         f"{result.train_rows} train / {result.test_rows} evaluation, digest {result.data_digest})"
     )
     out.print(f"eval set  {escape(result.eval_set)}")
+    if result.production is not None:
+        p = result.production
+        out.print(
+            f"prod rows {p['train_rows']} labelled production rows trained, {p['recent_rows']} "
+            f"newest held out for the gate (logged {p['first_at'] or '—'} → {p['last_at'] or '—'}"
+            f"{', since ' + p['since'] if p['since'] else ''})"
+        )
     params = ", ".join(f"{k}={v}" for k, v in result.params.items() if k != "seed")
     out.print(f"model     {escape(params)}")
     out.print("metrics   " + "  ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()))
@@ -46,4 +53,22 @@ def print_result(result: RunResult, *, quiet: bool, as_json: bool) -> None:
         else f"[yellow]not promoted[/]: champion stays version {result.champion_version}"
     )
     out.print(f"gate      {verdict} — {escape(d['reason'])}")
+    for line in gate_lines(d):
+        out.print(f"          {escape(line)}")
     out.print(f"next      mlrig models show {result.model_name} · mlrig ui · mlrig serve")
+
+
+def gate_lines(decision: dict[str, Any]) -> list[str]:
+    """Both models' scores on every set the gate weighed, and the rule that picked one."""
+    metric = decision.get("metric", "")
+    lines = []
+    for s in decision.get("sets") or ():
+        champion = "—" if s.get("champion") is None else f"{s['champion']:.4f}"
+        mark = " ← decided" if s["name"] == decision.get("governed_by") else ""
+        lines.append(
+            f"{s['name']:<7} {s['rows']:>6} rows: {metric} challenger {s['challenger']:.4f}, "
+            f"champion {champion}{mark}"
+        )
+    if decision.get("rule") and lines:
+        lines.append(str(decision["rule"]))
+    return lines

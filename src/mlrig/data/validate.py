@@ -38,8 +38,13 @@ class Validated:
     note: str | None  # set when the task was inferred
 
 
-def validate_frame(frame: pd.DataFrame, source: str, contract: Contract) -> Validated:
+def validate_frame(
+    frame: pd.DataFrame, source: str, contract: Contract, constant_target: bool = False
+) -> Validated:
     """Check ``frame`` and return it coerced (numeric → float64, categorical → str).
+
+    A constant target is an error unless ``constant_target`` (rows that join a dataset that
+    varies, such as a retrain's production rows, may all share one label).
 
     With ``features`` given, missing and extra columns are errors; otherwise every column but
     the target (and ``drop``) is a feature. Raises DataValidationError naming ``source`` and
@@ -73,7 +78,9 @@ def validate_frame(frame: pd.DataFrame, source: str, contract: Contract) -> Vali
         "float64" if task == "regression" or contract.positive_threshold is not None else None,
         coerce=True,
         nullable=False,
-        checks=pa.Check(lambda s: s.nunique() > 1, error="target is constant", name="not_constant"),
+        checks=None
+        if constant_target
+        else pa.Check(lambda s: s.nunique() > 1, error="target is constant", name="not_constant"),
     )
     pa_schema = pa.DataFrameSchema(columns, strict=bool(contract.features), ordered=False)
     try:

@@ -8,9 +8,10 @@ until every earlier step has succeeded (including scoring the current champion).
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 from mlrig.config import Settings
@@ -24,6 +25,7 @@ from mlrig.pipeline.steps import (
     load_step,
     log_register_step,
     prepare_step,
+    production_step,
     promote_step,
     train_step,
     validate_step,
@@ -39,17 +41,27 @@ def _direct(fn: Callable[..., T], *args: Any) -> T:
     return fn(*args)
 
 
+@dataclass(frozen=True)
+class Retrain:
+    """Make the run a retrain: add the labelled production rows logged since ``since`` (None:
+    all), hold the newest out as the gate's recent slice."""
+
+    since: dt.datetime | None = None
+
+
 def train_pipeline(
     settings: Settings,
     mode: str = "local",
     call: StepCall = _direct,
     on_step: OnStep | None = None,
     trainer: Trainer = train_step,
+    retrain: Retrain | None = None,
 ) -> RunResult:
     """Run every step through ``call``; ``on_step`` hears each step's name before it starts.
 
     ``trainer`` produces the model (one fit for ``mlrig run``, a study for ``mlrig tune``);
     every other step is shared, so both go through the same evaluation set and gate.
+    ``retrain`` adds the labelled production rows and the recent slice.
     """
     seconds: dict[str, float] = {}
 
@@ -62,13 +74,17 @@ def train_pipeline(
         return out
 
     table = step("load", load_step, settings)
-    data = step("validate", validate_step, table, settings)
+    production = since = None
+    if retrain is not None:
+        since = retrain.since
+        production = step("production rows", production_step, settings, since)
+    data = step("validate", validate_step, table, settings, production, since)
     prepared = step("prepare", prepare_step, data, settings)
     fitted = step("train", trainer, data, prepared, settings)
     try:
         evaluation = step("evaluate", evaluate_step, fitted, prepared, data.schema, settings)
         champion = step("score champion", champion_step, settings, prepared, data.schema)
-        decision = gate_step(evaluation, champion, data.schema, settings)
+        decision = gate_step(evaluation, champion, prepared, data.schema, settings)
         registered = step(
             "log + register",
             log_register_step,
@@ -111,4 +127,5 @@ def train_pipeline(
         tracking_uri=settings.tracking_uri,
         notes=[n for n in (data.note,) if n],
         step_seconds=seconds,
+        production=None if data.production is None else data.production.summary(),
     )

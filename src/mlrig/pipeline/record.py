@@ -7,6 +7,7 @@ Both are pure: tracking/runs.py writes the record, steps.py decides when.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from mlrig._version import __version__
@@ -16,9 +17,11 @@ from mlrig.pipeline.rules import decision_tags
 from mlrig.tracking.evalset import EVAL_SET_ARTIFACT, to_parquet
 from mlrig.tracking.runs import RunRecord
 from mlrig.tracking.tags import TASK, encode_run
-from mlrig.training.evaluate import GateDecision
+from mlrig.training.evaluate import FROZEN, GateDecision
 
 EXAMPLE_ROWS = 5  # rows of the input example logged with the model
+RETRAIN_ROWS_ARTIFACT = "retrain/rows.json"  # ids of the production rows used, and where
+RECENT_SLICE_ARTIFACT = "retrain/recent_slice.parquet"  # the rows the gate judged on
 
 
 def run_record(
@@ -62,12 +65,28 @@ def run_record(
         "eval_rows": len(prepared.x_eval),
     }
     metrics = {**evaluation.metrics, **fitted.extra_metrics}
-    if decision.champion is not None:
+    metrics.update({f"recent_{k}": v for k, v in evaluation.recent_metrics.items()})
+    for scored in decision.sets:
+        if scored.champion is not None:
+            suffix = "same_eval_set" if scored.name == FROZEN else "recent_slice"
+            metrics[f"champion_{decision.metric}_{suffix}"] = scored.champion
+    if decision.champion is not None and not decision.sets:
         metrics[f"champion_{decision.metric}_same_eval_set"] = decision.champion
     artifacts = {f"plots/{k}": v for k, v in evaluation.plots.items()}
     eval_frame = prepared.x_eval.assign(**{schema.target: prepared.y_eval})
     if prepared.eval_run_id is None:
         artifacts[EVAL_SET_ARTIFACT] = to_parquet(eval_frame)
+    prod = data.production
+    if prod is not None:  # a retrain says exactly which logged predictions it learned from
+        params.update(
+            production_train_rows=len(prod.train),
+            production_recent_rows=len(prod.recent),
+            production_since=prod.since or "all",
+        )
+        rows = {**prod.summary(), "train_ids": prod.train_ids, "recent_ids": prod.recent_ids}
+        artifacts[RETRAIN_ROWS_ARTIFACT] = json.dumps(rows, indent=1).encode()
+        if len(prod.recent):
+            artifacts[RECENT_SLICE_ARTIFACT] = to_parquet(prod.recent)
     profile = build_profile(
         prepared.x_train,
         fitted.model.predict(prepared.x_eval),

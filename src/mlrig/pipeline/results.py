@@ -17,12 +17,37 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class ProductionRows:
+    """The labelled production rows a retrain uses, validated like the source: ``train`` joins
+    the training rows, ``recent`` (the newest) is held out for the gate. Both are features
+    then the target, oldest first; the ids say which logged predictions they were."""
+
+    train: pd.DataFrame
+    recent: pd.DataFrame
+    train_ids: list[str]
+    recent_ids: list[str]
+    since: str | None  # ISO; None = every labelled row
+    first_at: str | None
+    last_at: str | None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "train_rows": len(self.train),
+            "recent_rows": len(self.recent),
+            "since": self.since,
+            "first_at": self.first_at,
+            "last_at": self.last_at,
+        }
+
+
+@dataclass(frozen=True)
 class ValidatedData:
     frame: pd.DataFrame
     schema: FeatureSchema
     source: str
     digest: str
     note: str | None = None
+    production: ProductionRows | None = None  # a retrain's labelled production rows
 
 
 @dataclass(frozen=True)
@@ -36,6 +61,12 @@ class Prepared:
     eval_digest: str
     eval_run_id: str | None  # the run that stored the set; None = this run stores it
     eval_note: str
+    x_recent: pd.DataFrame | None = None  # a retrain's recent production slice (never trained)
+    y_recent: pd.Series | None = None
+
+    @property
+    def recent_rows(self) -> int:
+        return 0 if self.x_recent is None else len(self.x_recent)
 
 
 @dataclass(frozen=True)
@@ -53,6 +84,7 @@ class Fitted:
 class Evaluation:
     metrics: dict[str, float]
     plots: dict[str, bytes]
+    recent_metrics: dict[str, float] = field(default_factory=dict)  # on the recent slice
 
 
 @dataclass(frozen=True)
@@ -65,6 +97,7 @@ class ChampionScore:
     version: str | None
     score: float | None
     note: str
+    recent_score: float | None = None  # on the recent production slice, when there is one
 
 
 @dataclass(frozen=True)
@@ -101,6 +134,7 @@ class RunResult:
     tracking_uri: str
     notes: list[str] = field(default_factory=list)
     step_seconds: dict[str, float] = field(default_factory=dict)
+    production: dict[str, Any] | None = None  # a retrain: the production rows it used
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)

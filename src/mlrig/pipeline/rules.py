@@ -8,10 +8,17 @@ and tests/unit/pipeline checks them on small frames.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING
 
 from mlrig.tracking.tags import encode_gate
-from mlrig.training.evaluate import GateDecision, decide_promotion
+from mlrig.training.evaluate import (
+    RECENT,
+    GateDecision,
+    SetScores,
+    decide_promotion,
+    governing_set,
+)
 from mlrig.training.families import default_family, family, resolve_params
 from mlrig.training.train import ModelSpec
 
@@ -61,17 +68,61 @@ def compatible(stored: pd.DataFrame, current: pd.DataFrame) -> pd.DataFrame | No
 
 
 def gate_decision(
-    challenger: float, champion: ChampionScore, metric: str, margin: float
+    sets: list[SetScores],
+    champion: ChampionScore,
+    metric: str,
+    margin: float,
+    rule: str | None = None,
+    min_recent: int = 100,
 ) -> GateDecision:
-    """The gate's verdict on a challenger scoring ``challenger`` (``metric``).
+    """The gate's verdict from both models' ``metric`` on every set (the frozen set first).
 
-    A champion that exists but could not be scored on these rows is never replaced by the
-    gate (it says why in ``champion.note``): promoting blind would compare nothing. Otherwise
-    ``decide_promotion`` weighs the two scores (no champion: promote).
+    ``rule`` (see ``governing_set``; None: not a retrain, so no recent slice) picks the set
+    that decides; every set is reported. A
+    champion that exists but could not be scored on these rows is never replaced by the gate
+    (it says why in ``champion.note``): promoting blind would compare nothing. Neither is it
+    replaced when the deciding set is empty. Otherwise ``decide_promotion`` weighs the two
+    scores (no champion: promote).
     """
+    recent_rows = next((s.rows for s in sets if s.name == RECENT), 0)
+    governs, why = governing_set(rule, recent_rows, min_recent)
+    chosen = next((s for s in sets if s.name == governs and s.rows), None)
+    frozen = sets[0]
+    keep = None
     if champion.version is not None and champion.score is None:
-        return GateDecision(False, metric, challenger, None, margin, champion.note)
-    return decide_promotion(challenger, champion.score, metric, margin)
+        keep = champion.note
+    elif chosen is None and champion.version is not None:
+        keep = f"the {governs} set has no rows to compare on"
+    if keep is not None:
+        return GateDecision(
+            False, metric, frozen.challenger, None, margin, keep, governs, why, tuple(sets)
+        )
+    chosen = chosen or frozen
+    decided = decide_promotion(chosen.challenger, chosen.champion, metric, margin)
+    reason = decided.reason
+    if champion.version is not None:
+        reason += f" on the {chosen.name} set ({chosen.rows} rows)"
+    return replace(
+        decided,
+        reason=reason,
+        governed_by=governs,
+        rule=why,
+        sets=tuple(sets),
+    )
+
+
+def split_recent(frame: pd.DataFrame, share: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(older, recent): the newest ``share`` of ``frame``'s rows (oldest first) held out.
+
+    The gate scores both models on the recent rows, so no copy of one may train: an older row
+    equal to a recent one goes with the recent rows (white wine alone repeats 937 rows).
+    """
+    n_recent = round(len(frame) * share)
+    if n_recent == 0:
+        return frame, frame.iloc[:0]
+    recent = frame.iloc[len(frame) - n_recent :]
+    older = frame.iloc[: len(frame) - n_recent]
+    return older[~row_hashes(older).isin(set(row_hashes(recent)))], recent
 
 
 def model_spec(train: TrainSettings, task: Task) -> ModelSpec:
@@ -91,4 +142,14 @@ def model_spec(train: TrainSettings, task: Task) -> ModelSpec:
 def decision_tags(decision: GateDecision) -> dict[str, str]:
     """The gate decision as MLflow tags (run and model version), numbers as short text."""
     d = decision
-    return encode_gate(d.promote, d.metric, d.challenger, d.champion, d.margin, d.reason)
+    return encode_gate(
+        d.promote,
+        d.metric,
+        d.challenger,
+        d.champion,
+        d.margin,
+        d.reason,
+        d.governed_by,
+        d.rule,
+        [asdict(s) for s in d.sets],
+    )

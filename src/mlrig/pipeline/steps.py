@@ -9,30 +9,65 @@ Prefect tasks (flows.py).
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import TYPE_CHECKING
+
 from mlrig.config import Settings
 from mlrig.data.ingest import LoadedTable, load_table
 from mlrig.data.schema import FeatureSchema
 from mlrig.data.split import split_frame
 from mlrig.data.validate import Contract, validate_frame
+from mlrig.errors import DataValidationError
 from mlrig.pipeline.record import run_record, version_tags
 from mlrig.pipeline.results import (
     ChampionScore,
     Evaluation,
     Fitted,
     Prepared,
+    ProductionRows,
     Registered,
     ValidatedData,
 )
-from mlrig.pipeline.rules import compatible, digest, gate_decision, model_spec, training_rows
-from mlrig.training.evaluate import GateDecision, gate_metric
+from mlrig.pipeline.rules import (
+    compatible,
+    digest,
+    gate_decision,
+    model_spec,
+    split_recent,
+    training_rows,
+)
+from mlrig.training.evaluate import FROZEN, RECENT, GateDecision, SetScores, gate_metric
 from mlrig.training.train import fit_model, score_model
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def load_step(settings: Settings) -> LoadedTable:
     return load_table(settings.data.source, settings.data.separator)
 
 
-def validate_step(table: LoadedTable, settings: Settings) -> ValidatedData:
+def production_step(settings: Settings, since: dt.datetime | None) -> pd.DataFrame:
+    """The model's labelled production rows logged since ``since`` (a retrain's extra data)."""
+    from mlrig.predictions.labelled import read_labelled
+    from mlrig.predictions.store import PredictionStore
+
+    store = PredictionStore(settings.predictions_url)
+    try:
+        store.create_schema()
+        return read_labelled(store, settings.tracking.model_name, since)
+    finally:
+        store.close()
+
+
+def validate_step(
+    table: LoadedTable,
+    settings: Settings,
+    production: pd.DataFrame | None = None,
+    since: dt.datetime | None = None,
+) -> ValidatedData:
+    """Validate the source, then a retrain's ``production`` rows against the source's schema
+    (the same checks, with the feedback as the target)."""
     d = settings.data
     contract = Contract(
         d.target, d.features, d.categorical, list(d.drop), d.task, d.positive_threshold
@@ -41,7 +76,49 @@ def validate_step(table: LoadedTable, settings: Settings) -> ValidatedData:
     # fail on a bad model family or metric before any training
     model_spec(settings.train, checked.schema.task)
     gate_metric(checked.schema.task, settings.tracking.champion_metric)
-    return ValidatedData(checked.frame, checked.schema, table.source, table.digest, checked.note)
+    rows = None
+    if production is not None:
+        rows = _production_rows(production, checked.schema, settings, since)
+    return ValidatedData(
+        checked.frame, checked.schema, table.source, table.digest, checked.note, rows
+    )
+
+
+def _production_rows(
+    raw: pd.DataFrame, schema: FeatureSchema, settings: Settings, since: dt.datetime | None
+) -> ProductionRows:
+    import pandas as pd
+
+    from mlrig.predictions.labelled import ID, LOGGED_AT
+
+    source = f"labelled production rows of {settings.tracking.model_name!r} (prediction store)"
+    features, target = list(schema.features), schema.target
+    if raw.empty:
+        empty = pd.DataFrame(columns=[*features, target])
+        return ProductionRows(empty, empty, [], [], _iso(since), None, None)
+    missing = [f for f in features if f not in raw.columns]
+    if missing:
+        raise DataValidationError(
+            f"{source}: the logged features lack column(s) {', '.join(missing)} "
+            "that the training data has"
+        )
+    frame = raw[features].assign(**{target: raw["actual"]})
+    contract = Contract(target, features, list(schema.categorical), [], schema.task)
+    checked = validate_frame(frame, source, contract, constant_target=True).frame
+    older, recent = split_recent(checked, settings.loop.recent_share)
+    return ProductionRows(
+        older,
+        recent,
+        raw.loc[older.index, ID].tolist(),
+        raw.loc[recent.index, ID].tolist(),
+        _iso(since),
+        _iso(raw[LOGGED_AT].iloc[0]),
+        _iso(raw[LOGGED_AT].iloc[-1]),
+    )
+
+
+def _iso(when: dt.datetime | None) -> str | None:
+    return None if when is None else when.isoformat(timespec="seconds")
 
 
 def prepare_step(data: ValidatedData, settings: Settings) -> Prepared:
@@ -72,9 +149,29 @@ def prepare_step(data: ValidatedData, settings: Settings) -> Prepared:
                 f"{c} ({t})" for c, t in stored.frame.dtypes.astype(str).items()
             )
         eval_digest, run_id = digest(frozen), None
-    train = training_rows(data.frame, frozen)
+    prod = data.production
+    if prod is None:
+        train = training_rows(data.frame, frozen)
+        x_recent = y_recent = None
+    else:
+        import pandas as pd
+
+        # no copy of an evaluation row or of a recent-slice row may train
+        train = training_rows(
+            pd.concat([data.frame, prod.train], ignore_index=True),
+            pd.concat([frozen, prod.recent], ignore_index=True),
+        )
+        x_recent, y_recent = prod.recent[features], prod.recent[target]
     return Prepared(
-        train[features], train[target], frozen[features], frozen[target], eval_digest, run_id, note
+        train[features],
+        train[target],
+        frozen[features],
+        frozen[target],
+        eval_digest,
+        run_id,
+        note,
+        x_recent,
+        y_recent,
     )
 
 
@@ -89,16 +186,20 @@ def evaluate_step(
     from mlrig.training.report import evaluation_plots
 
     metrics = score_model(fitted.model, prepared.x_eval, prepared.y_eval, schema.task)
+    recent = {}
+    if prepared.x_recent is not None and prepared.y_recent is not None and prepared.recent_rows:
+        recent = score_model(fitted.model, prepared.x_recent, prepared.y_recent, schema.task)
     plots = (
         evaluation_plots(fitted.model, prepared.x_eval, prepared.y_eval, schema.task)
         if settings.train.plots
         else {}
     )
-    return Evaluation(metrics, plots)
+    return Evaluation(metrics, plots, recent)
 
 
 def champion_step(settings: Settings, prepared: Prepared, schema: FeatureSchema) -> ChampionScore:
-    """Score the current champion on the candidate's evaluation rows (the fair comparison)."""
+    """Score the current champion on the candidate's evaluation rows and recent slice (the
+    fair comparison: the same rows for both)."""
     from mlrig.tracking.loading import load_model
     from mlrig.tracking.registry import CHAMPION, alias_version
     from mlrig.tracking.store import open_client
@@ -115,17 +216,39 @@ def champion_step(settings: Settings, prepared: Prepared, schema: FeatureSchema)
     if champion.task != schema.task:
         return ChampionScore(champion.version, None, f"champion is a {champion.task} model")
     cols = list(champion.features or schema.features)
-    metrics = score_model(champion.estimator, prepared.x_eval[cols], prepared.y_eval, schema.task)
     metric = gate_metric(schema.task, settings.tracking.champion_metric)
-    return ChampionScore(champion.version, metrics[metric], "scored on the same evaluation set")
+    metrics = score_model(champion.estimator, prepared.x_eval[cols], prepared.y_eval, schema.task)
+    recent = None
+    if prepared.x_recent is not None and prepared.y_recent is not None and prepared.recent_rows:
+        recent = score_model(
+            champion.estimator, prepared.x_recent[cols], prepared.y_recent, schema.task
+        )[metric]
+    return ChampionScore(
+        champion.version, metrics[metric], "scored on the same evaluation rows", recent
+    )
 
 
 def gate_step(
-    evaluation: Evaluation, champion: ChampionScore, schema: FeatureSchema, settings: Settings
+    evaluation: Evaluation,
+    champion: ChampionScore,
+    prepared: Prepared,
+    schema: FeatureSchema,
+    settings: Settings,
 ) -> GateDecision:
+    """Weigh both models on the frozen set and, in a retrain, the recent slice; the
+    ``[loop] gate`` rule says which decides (a plain run has only the frozen set)."""
     metric = gate_metric(schema.task, settings.tracking.champion_metric)
+    sets = [SetScores(FROZEN, len(prepared.x_eval), evaluation.metrics[metric], champion.score)]
+    if prepared.recent_rows:
+        challenger = evaluation.recent_metrics[metric]
+        sets.append(SetScores(RECENT, prepared.recent_rows, challenger, champion.recent_score))
     return gate_decision(
-        evaluation.metrics[metric], champion, metric, settings.tracking.promotion_margin
+        sets,
+        champion,
+        metric,
+        settings.tracking.promotion_margin,
+        settings.loop.gate if prepared.x_recent is not None else None,
+        settings.loop.recent_min_rows,
     )
 
 

@@ -88,9 +88,7 @@ class Lease:
         self.release()
 
 
-def acquire(
-    store: PredictionStore, name: str, purpose: str, ttl: float = 60.0
-) -> Lease | LockInfo:
+def acquire(store: PredictionStore, name: str, purpose: str, ttl: float = 60.0) -> Lease | LockInfo:
     """The lease on ``name``, or who holds it now. A lease that expired, or whose holder's
     process is gone from this host, is taken over."""
     if ttl <= 0:

@@ -77,6 +77,22 @@ monitoring_results = sa.Table(
     sa.Column("report_html", sa.Text, nullable=True),
 )
 
+# Every pass of the closed loop (`mlrig loop`): what it decided and why, newest last. The
+# policy reads it back (cool-down, labels since the last retrain); see passes.py.
+loop_passes = sa.Table(
+    "loop_passes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model_name", sa.String(256), nullable=False, index=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("trigger", sa.String(32), nullable=False),  # manual | schedule
+    sa.Column("retrain", sa.Boolean, nullable=False),  # did the policy decide to retrain
+    sa.Column("outcome", sa.String(32), nullable=False),  # see passes.OUTCOMES
+    sa.Column("version", sa.String(32), nullable=True),  # the version a retrain registered
+    sa.Column("result", sa.Text, nullable=False),  # JSON, as `mlrig loop --json` prints it
+)
+
 # Leases that keep two passes of the loop (or two retrains of one model) apart across processes
 # and machines; locks.py holds and renews them, a crashed holder's lease expires.
 locks = sa.Table(

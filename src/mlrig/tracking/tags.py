@@ -8,9 +8,11 @@ plain values, never mlrig's own decision objects, so tracking does not depend on
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 # --- a training run (and, for TASK and the gate, its model version) ---------------------------
 VERSION = "mlrig.version"  # the mlrig release that logged the run
@@ -30,6 +32,9 @@ GATE_CHALLENGER = "mlrig.gate.challenger"
 GATE_CHAMPION = "mlrig.gate.champion"
 GATE_MARGIN = "mlrig.gate.margin"
 GATE_REASON = "mlrig.gate.reason"
+GATE_GOVERNED_BY = "mlrig.gate.governed_by"  # frozen | recent
+GATE_RULE = "mlrig.gate.rule"
+GATE_SETS = "mlrig.gate.sets"  # JSON list: both models' scores on every set
 
 # --- champion moves (registered-model tag, and model-version tags of the new champion) -------
 CHAMPION_HISTORY = "mlrig.champion_history"  # JSON list, oldest first
@@ -45,6 +50,10 @@ TRIAL_STATE = "mlrig.state"  # Optuna's: COMPLETE | PRUNED | FAIL
 MODEL = "mlrig.model"
 MODEL_VERSION = "mlrig.model_version"
 MONITORING_VERDICT = "mlrig.monitoring.verdict"
+
+# --- closed-loop passes (written by mlrig.pipeline.loop; MODEL names the model) ---------------
+LOOP_TRIGGER = "mlrig.loop.trigger"  # manual | schedule
+LOOP_OUTCOME = "mlrig.loop.outcome"  # no_retrain | promoted | kept | failed | busy
 
 
 def encode_run(
@@ -77,6 +86,9 @@ class GateTags:
     champion: float | None  # None: there was no champion to compare with
     margin: float
     reason: str
+    governed_by: str = "frozen"  # versions gated before the recent slice existed: frozen
+    rule: str = ""
+    sets: tuple[dict[str, Any], ...] = ()  # {name, rows, challenger, champion}
 
 
 def encode_gate(
@@ -86,6 +98,9 @@ def encode_gate(
     champion: float | None,
     margin: float,
     reason: str,
+    governed_by: str = "frozen",
+    rule: str = "",
+    sets: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, str]:
     """The gate decision as tags; scores with 6 significant digits (the run's metrics keep
     them exactly), an empty champion when there was none."""
@@ -96,7 +111,14 @@ def encode_gate(
         GATE_CHAMPION: "" if champion is None else f"{champion:.6g}",
         GATE_MARGIN: f"{margin:g}",
         GATE_REASON: reason,
+        GATE_GOVERNED_BY: governed_by,
+        GATE_RULE: rule,
+        GATE_SETS: json.dumps([{k: _short(v) for k, v in s.items()} for s in sets]),
     }
+
+
+def _short(value: Any) -> Any:
+    return float(f"{value:.6g}") if isinstance(value, float) else value
 
 
 def decode_gate(tags: Mapping[str, str]) -> GateTags | None:
@@ -112,7 +134,18 @@ def decode_gate(tags: Mapping[str, str]) -> GateTags | None:
         champion=_number(champion) if champion else None,
         margin=_number(tags.get(GATE_MARGIN, "")),
         reason=tags.get(GATE_REASON, ""),
+        governed_by=tags.get(GATE_GOVERNED_BY) or "frozen",
+        rule=tags.get(GATE_RULE, ""),
+        sets=tuple(_json_list(tags.get(GATE_SETS, ""))),
     )
+
+
+def _json_list(text: str) -> list[dict[str, Any]]:
+    try:
+        value = json.loads(text) if text else []
+    except ValueError:
+        return []
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 def _number(text: str) -> float:

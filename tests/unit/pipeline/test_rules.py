@@ -17,9 +17,10 @@ from mlrig.pipeline.rules import (
     digest,
     gate_decision,
     model_spec,
+    split_recent,
     training_rows,
 )
-from mlrig.training.evaluate import GateDecision
+from mlrig.training.evaluate import FROZEN, RECENT, GateDecision, SetScores
 
 
 def _frame() -> pd.DataFrame:
@@ -86,12 +87,12 @@ def test_digest_is_stable_and_names_the_rows_in_order() -> None:
 
 def test_unscorable_champion_is_never_replaced_and_the_note_is_the_reason() -> None:
     note = "champion was trained on different feature columns"
-    d = gate_decision(0.1, ChampionScore("3", None, note), "rmse", 0.0)
-    assert d == GateDecision(False, "rmse", 0.1, None, 0.0, note)
+    d = gate_decision(_frozen(0.1, None), ChampionScore("3", None, note), "rmse", 0.0)
+    assert (d.promote, d.challenger, d.champion, d.reason) == (False, 0.1, None, note)
 
 
 def test_no_champion_means_promotion() -> None:
-    d = gate_decision(0.7, ChampionScore(None, None, "no champion yet"), "rmse", 0.05)
+    d = gate_decision(_frozen(0.7, None), ChampionScore(None, None, "x"), "rmse", 0.05)
     assert d.promote and d.champion is None and d.reason == "no champion yet"
     assert d.margin == 0.05
 
@@ -108,14 +109,76 @@ def test_no_champion_means_promotion() -> None:
 def test_scored_champion_is_compared(
     metric: str, challenger: float, champion: float, promote: bool
 ) -> None:
-    d = gate_decision(challenger, ChampionScore("1", champion, "scored"), metric, 0.0)
+    d = gate_decision(_frozen(challenger, champion), _scored(champion), metric, 0.0)
     assert d.promote is promote
     assert d.champion == champion and d.challenger == challenger and "vs champion" in d.reason
 
 
 def test_margin_keeps_a_barely_better_challenger_out() -> None:
-    d = gate_decision(0.69, ChampionScore("1", 0.70, "scored"), "rmse", 0.05)
+    d = gate_decision(_frozen(0.69, 0.70), _scored(0.70), "rmse", 0.05)
     assert not d.promote
+
+
+def _frozen(challenger: float, champion: float | None, rows: int = 400) -> list[SetScores]:
+    return [SetScores(FROZEN, rows, challenger, champion)]
+
+
+def _scored(frozen: float, recent: float | None = None) -> ChampionScore:
+    return ChampionScore("1", frozen, "scored", recent)
+
+
+# After drift: the challenger loses on the frozen (old population) set, wins on the recent one.
+DRIFTED = [SetScores(FROZEN, 400, 0.70, 0.65), SetScores(RECENT, 300, 0.72, 0.95)]
+
+
+@pytest.mark.parametrize(
+    ("rule", "min_recent", "governs", "promote"),
+    [
+        ("auto", 100, RECENT, True),  # enough recent rows: the new population decides
+        ("auto", 301, FROZEN, False),  # too few: the frozen set decides
+        ("frozen", 1, FROZEN, False),
+        ("recent", 10_000, RECENT, True),  # forced, whatever the count
+        (None, 1, FROZEN, False),  # a plain run: no slice to trust
+    ],
+)
+def test_the_rule_picks_the_set_that_decides_and_every_set_is_reported(
+    rule: str | None, min_recent: int, governs: str, promote: bool
+) -> None:
+    d = gate_decision(DRIFTED, _scored(0.65, 0.95), "rmse", 0.0, rule, min_recent)
+    assert (d.governed_by, d.promote) == (governs, promote)
+    assert d.sets == tuple(DRIFTED)
+    assert governs in d.reason and d.rule
+
+
+def test_a_worse_challenger_on_the_recent_slice_is_kept_out_even_if_it_wins_frozen() -> None:
+    sets = [SetScores(FROZEN, 400, 0.60, 0.65), SetScores(RECENT, 300, 0.99, 0.80)]
+    d = gate_decision(sets, _scored(0.65, 0.80), "rmse", 0.0, "auto", 100)
+    assert not d.promote and d.governed_by == RECENT
+    assert (d.challenger, d.champion) == (0.99, 0.80)
+
+
+def test_an_empty_recent_slice_under_gate_recent_keeps_the_champion() -> None:
+    d = gate_decision(_frozen(0.1, 0.9), _scored(0.9), "rmse", 0.0, "recent", 100)
+    assert not d.promote and "no rows" in d.reason
+
+
+def test_gate_sets_round_trip_through_tags() -> None:
+    from mlrig.tracking.tags import decode_gate
+
+    d = gate_decision(DRIFTED, _scored(0.65, 0.95), "rmse", 0.0, "auto", 100)
+    back = decode_gate(decision_tags(d))
+    assert back is not None and back.governed_by == RECENT and back.rule == d.rule
+    assert [s["name"] for s in back.sets] == [FROZEN, RECENT]
+    assert back.sets[1]["champion"] == pytest.approx(0.95)
+
+
+def test_split_recent_holds_out_the_newest_rows_and_their_copies() -> None:
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0, 2.0, 6.0], "y": [1.0, 2, 3, 4, 2, 6]})
+    older, recent = split_recent(frame, 0.34)
+    assert recent["x"].tolist() == [2.0, 6.0]  # the newest two
+    assert older["x"].tolist() == [1.0, 3.0, 4.0]  # the older copy of (2, 2) cannot train
+    none_older, none_recent = split_recent(frame, 0.0)
+    assert len(none_older) == 6 and none_recent.empty
 
 
 def test_model_spec_defaults_per_task() -> None:
@@ -155,6 +218,9 @@ def test_decision_tags_spell_the_decision_as_text() -> None:
         "mlrig.gate.champion": "0.6",
         "mlrig.gate.margin": "0.01",
         "mlrig.gate.reason": "rmse 0.6123 vs champion 0.6000",
+        "mlrig.gate.governed_by": "frozen",
+        "mlrig.gate.rule": "",
+        "mlrig.gate.sets": "[]",
     }
 
 

@@ -22,7 +22,18 @@ def test_gate_tags_are_stored_as_before() -> None:
         "mlrig.gate.champion": "",
         "mlrig.gate.margin": "0",
         "mlrig.gate.reason": "why",
+        "mlrig.gate.governed_by": "frozen",
+        "mlrig.gate.rule": "",
+        "mlrig.gate.sets": "[]",
     }
+
+
+def test_a_version_gated_before_the_recent_slice_reads_as_frozen() -> None:
+    old = {k: v for k, v in tags.encode_gate(True, "rmse", 0.7, 0.8, 0.0, "x").items()}
+    for key in ("mlrig.gate.governed_by", "mlrig.gate.rule", "mlrig.gate.sets"):
+        del old[key]
+    decoded = tags.decode_gate(old)
+    assert decoded is not None and decoded.governed_by == "frozen" and decoded.sets == ()
 
 
 def test_no_champion_reads_back_as_none() -> None:
