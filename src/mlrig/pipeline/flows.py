@@ -1,25 +1,96 @@
-"""The training pipeline as a Prefect 3 flow: one task per step, no logic of its own."""
+"""The pipeline's Prefect 3 flows: module-level, deployable, with plain JSON parameters.
+
+A flow rebuilds its ``Settings`` in the process that runs it (a scheduled run starts in a
+process of its own), from ``config`` (a TOML path), ``home`` and ``overrides`` (nested like the
+file). ``train_flow`` runs one task per pipeline step; ``loop_flow`` runs one pass of the closed
+loop. Both are thin shells: the work is in compose.py and loop.py.
+
+Training holds the store lease ``train:<model>`` for its whole length. Prefect's own deployment
+concurrency limit can keep a slot forever when a run's process dies (shared/FACTS.md); the lease
+lapses when its holder dies, so a crashed run never blocks the schedule.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
-from mlrig.config import Settings
-from mlrig.pipeline.compose import OnStep, Trainer, train_pipeline
+from prefect import Flow, flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from mlrig.config import Settings, load_settings
+from mlrig.pipeline.compose import OnStep, StepCall, Trainer, train_pipeline
 from mlrig.pipeline.results import RunResult
-from mlrig.pipeline.steps import train_step
 
-FLOW_NAME = "mlrig-train"
+TRAIN_FLOW = "mlrig-train"
+LOOP_FLOW = "mlrig-loop"
+LEASE_TTL_S = 60.0  # renewed every ttl/3 while the run lives; lapses this long after a crash
 
 
-def run_with_prefect(
-    settings: Settings, on_step: OnStep | None = None, trainer: Trainer = train_step
-) -> RunResult:
-    """Run the pipeline as a Prefect flow run (needs a reachable Prefect API)."""
-    from prefect import flow, task
-    from prefect.cache_policies import NO_CACHE
+@dataclass(frozen=True)
+class Skipped:
+    """A run that did not train because another holder had the model's training lease."""
 
+    model_name: str
+    reason: str
+    status: str = "skipped"
+
+
+@dataclass(frozen=True)
+class _Hooks:
+    on_step: OnStep | None
+    trainer: Trainer | None
+
+
+# Progress hooks of an in-process caller (`mlrig run` in prefect mode): callables cannot be
+# flow parameters, and a deployed run has none.
+_HOOKS: ContextVar[_Hooks | None] = ContextVar("mlrig_flow_hooks", default=None)
+
+
+@contextlib.contextmanager
+def in_process_hooks(on_step: OnStep | None, trainer: Trainer | None) -> Iterator[None]:
+    """Within the block, a flow called in this thread reports steps to ``on_step`` and trains
+    with ``trainer`` (which must be the one its ``trainer`` parameter names)."""
+    token = _HOOKS.set(_Hooks(on_step, trainer))
+    try:
+        yield
+    finally:
+        _HOOKS.reset(token)
+
+
+def _current_hooks() -> _Hooks:
+    # A flow's function is cloudpickled by value for the runner's subprocess; the ContextVar
+    # itself cannot be, so the flows reach it through this (pickled by reference).
+    return _HOOKS.get() or _Hooks(None, None)
+
+
+def flow_settings(
+    config: str | None, home: str | None, overrides: dict[str, Any] | None
+) -> Settings:
+    """The settings a flow run works with (raises ConfigError naming the file and field)."""
+    merged = dict(overrides or {})
+    if home is not None:
+        merged["home"] = home
+    return load_settings(config, merged)
+
+
+def _trainer(name: str) -> Trainer:
+    if name == "train":
+        from mlrig.pipeline.steps import train_step
+
+        return train_step
+    if name == "tune":
+        from mlrig.pipeline.tuning import make_tune_step
+
+        return make_tune_step()
+    raise ValueError(f"trainer {name!r}: expected 'train' or 'tune'")
+
+
+def _task_call() -> StepCall:
     tasks: dict[Callable[..., Any], Any] = {}
 
     def call(fn: Callable[..., Any], *args: Any) -> Any:
@@ -28,24 +99,60 @@ def run_with_prefect(
             tasks[fn] = task(name=fn.__name__.removesuffix("_step"), cache_policy=NO_CACHE)(fn)
         return tasks[fn](*args)
 
-    @flow(name=FLOW_NAME, log_prints=False, validate_parameters=False)
-    def mlrig_train(
-        data: str, target: str, trainer: str, model: str, params: dict[str, Any], model_name: str
-    ) -> RunResult:
+    return call
+
+
+@flow(name=TRAIN_FLOW, log_prints=False, validate_parameters=False)
+def train_flow(
+    config: str | None = None,
+    home: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    trainer: str = "train",
+) -> RunResult | Skipped:
+    """Train, evaluate, register and gate one model (``trainer``: "train" = one fit, "tune" =
+    an Optuna study), one task per step. Skipped while another holder has ``train:<model>``."""
+    from mlrig.predictions.locks import HOST, LockInfo, acquire
+    from mlrig.predictions.store import PredictionStore
+
+    settings = flow_settings(config, home, overrides)
+    hooks = _current_hooks()
+    trainer_fn = hooks.trainer or _trainer(trainer)
+    model = settings.tracking.model_name
+    logger = get_run_logger()
+
+    def train() -> RunResult:
         return train_pipeline(
-            settings, mode="prefect", call=call, on_step=on_step, trainer=trainer_fn
+            settings, mode="prefect", call=_task_call(), on_step=hooks.on_step, trainer=trainer_fn
         )
 
-    trainer_fn = trainer
-    t = settings.train
-    return mlrig_train(
-        data=settings.data.source or "embedded:winequality-red.csv",
-        target=settings.data.target,
-        trainer=trainer.__name__.removesuffix("_step"),
-        model=settings.train.model,
-        params={
-            **{k: v for k, v in (("alpha", t.alpha), ("l1_ratio", t.l1_ratio)) if v is not None},
-            **t.params,
-        },
-        model_name=settings.tracking.model_name,
-    )
+    store = PredictionStore(settings.predictions_url)
+    try:
+        store.create_schema()
+        lease = acquire(store, f"train:{model}", f"{TRAIN_FLOW} ({trainer})", LEASE_TTL_S)
+        if isinstance(lease, LockInfo):
+            if lease.host == HOST and lease.pid == os.getpid():
+                # Our caller holds it (a loop pass retraining in this process): train under it.
+                logger.info("training under this process's lease %r", lease.name)
+                return train()
+            reason = f"not training: {lease.describe()}"
+            logger.warning(reason)
+            return Skipped(model, reason)
+        with lease:
+            return train()
+    finally:
+        store.close()
+
+
+@flow(name=LOOP_FLOW, log_prints=False, validate_parameters=False)
+def loop_flow(
+    config: str | None = None, home: str | None = None, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One pass of the closed loop (monitor → policy → maybe retrain → gate → promote) for
+    the configured model; returns the pass's decision trail."""
+    from mlrig.pipeline.loop import loop_pass
+
+    settings = flow_settings(config, home, overrides)
+    return loop_pass(settings, trigger="schedule").as_dict()
+
+
+FLOWS: dict[str, Flow[..., Any]] = {"train": train_flow, "loop": loop_flow}
