@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.mlrig-installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-fast check bench clean
+.PHONY: install run test test-fast check bench demo-loop clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ bench: install  ## benchmarks (never run alongside tests or another benchmark)
 	$(BIN)/python bench/tuning.py
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/monitoring.py
+
+demo-loop: install  ## the closed loop end to end: drift → scheduled retrain → fair gate → hot swap
+	$(BIN)/python examples/demo_loop.py
 
 clean:
 	rm -rf $(VENV) .mlrig
