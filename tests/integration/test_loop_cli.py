@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.conftest import log_traffic, prediction_store, predictor_of, run_cli, wine_frame
@@ -106,3 +107,32 @@ def test_retrain_without_feedback_trains_on_the_source_alone(trained_home: Path)
     done = _json("retrain", "--home", str(trained_home))
     assert done["production"]["train_rows"] == 0 and done["production"]["recent_rows"] == 0
     assert done["decision"]["governed_by"] == "frozen"
+
+
+def test_a_classifier_retrains_on_feedback_labels_not_rethresholded(home: Path) -> None:
+    """Feedback of a thresholded classifier is the label (0/1): it joins the source's labels
+    as is, and the gate weighs KS on both sets."""
+    config = Path(__file__).resolve().parents[2] / "examples" / "wine-classification.toml"
+    common = ("--home", str(home), "--config", str(config))
+    first = run_cli("run", *common, "--quiet", env={"MLRIG_TRAIN__MODEL": "logistic"})
+    assert first.returncode == 0, first.stderr
+    white = wine_frame("white").sample(600, random_state=6)
+    labels = (white["quality"] >= 7).astype(int).to_numpy()
+    store = prediction_store(home)
+    log_traffic(store, predictor_of(home, "wine-good@champion"), white, labels)
+    store.close()
+    done = _json("retrain", *common, env={"MLRIG_TRAIN__MODEL": "logistic"})
+    d = done["decision"]
+    assert d["metric"] == "ks" and [s["name"] for s in d["sets"]] == ["frozen", "recent"]
+    # 600 rows: the newest 180 held out; older copies of them (white wine repeats) dropped
+    assert done["production"]["recent_rows"] == 180
+    assert 400 <= done["production"]["train_rows"] <= 420
+    assert done["task"] == "classification" and done["decision"]["governed_by"] == "recent"
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{home.resolve() / 'mlflow.db'}"
+    path = MlflowClient(uri, uri).download_artifacts(
+        done["run_id"], "retrain/recent_slice.parquet", str(home)
+    )
+    recent = pd.read_parquet(path)["quality"]
+    assert recent.sum() == labels[-180:].sum() > 0  # the labels themselves, not re-thresholded

@@ -49,7 +49,8 @@ def join_labelled(truth: pd.DataFrame, batches: list[dict[str, Any]]) -> pd.Data
     """Pick the labelled rows out of decoded requests (pure: tests feed it directly).
 
     ``truth`` has ``id, actual, feedback_at, batch_id, row``; each batch has ``batch_id,
-    created_at, model_version, feature_names, features, n_rows``. Rows whose request is not in
+    created_at, model_version, feature_names, features, n_rows``. Rows come oldest request
+    first, each request's rows in the order they were sent. Rows whose request is not in
     ``batches`` (another model, older than the window) are left out; so is any id whose row
     number is outside its request. Duplicated ids keep their first logged row.
     """
@@ -65,7 +66,8 @@ def join_labelled(truth: pd.DataFrame, batches: list[dict[str, Any]]) -> pd.Data
         ok = (rows >= 0) & (rows < b["n_rows"])
         if not ok.any():
             continue
-        wanted, rows = wanted[ok], rows[ok]
+        order = np.argsort(rows[ok], kind="stable")  # a request's rows in the order sent
+        wanted, rows = wanted[ok].iloc[order], rows[ok][order]
         names = orjson.loads(b["feature_names"])
         if isinstance(names, dict):  # categorical features: rows stored as JSON
             table = pd.DataFrame(orjson.loads(b["features"]), columns=names["columns"])
@@ -81,7 +83,7 @@ def join_labelled(truth: pd.DataFrame, batches: list[dict[str, Any]]) -> pd.Data
         parts.append(part)
     if not parts:
         return pd.DataFrame()
-    frame = pd.concat(parts, ignore_index=True).sort_values([LOGGED_AT, ID], kind="stable")
+    frame = pd.concat(parts, ignore_index=True).sort_values(LOGGED_AT, kind="stable")
     return frame.drop_duplicates(ID, keep="first").reset_index(drop=True)
 
 
