@@ -53,7 +53,7 @@ def worker(home: str) -> None:
         "outcome": result.outcome,
         "version": result.version,
         "steps": seconds,
-        "promoted_at": marks.get("promote", 0.0) + seconds.get("retrain: promote", 0.0),
+        "promoted_at": marks.get("promote", 0.0) + seconds.get("promote", 0.0),
     }
     print(json.dumps(out))
 
@@ -158,7 +158,7 @@ def one_round(tpl: Path, root: Path, i: int) -> dict[str, float]:
         "evaluate (+ plots)": steps["retrain: evaluate"],
         "gate (score champion)": steps["retrain: score champion"],
         "log + register": steps["retrain: log + register"],
-        "promote": steps["retrain: promote"],
+        "promote": steps["promote"],
         "server swap (promote → /health)": max(0.0, watch.seen_at - out["promoted_at"]),
         "trigger → new version serving": watch.seen_at - t0,
     }

@@ -95,8 +95,9 @@ def print_trail(result: LoopResult) -> None:
     for s in result.steps:
         detail = f"  {escape(s['detail'])}" if s["detail"] else ""
         out.print(f"  {s['step']:<26} {s['seconds']:>7.2f} s{detail}")
-    for line in gate_lines(result.gate or {}):
-        out.print(f"  {'':<26}            {escape(line)}")
+        if s["step"] == "gate":
+            for line in gate_lines(result.gate or {}):
+                out.print(f"  {'':<36}{escape(line)}")
     out.print(f"outcome   [bold]{result.outcome}[/] — {escape(result.reason)}")
     if result.run_id:
         out.print(f"mlflow    run {result.run_id} in experiment '{result.model}-loop'")

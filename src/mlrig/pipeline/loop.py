@@ -206,9 +206,10 @@ def _pass(
         _finish(settings, client, store, started, t0, base, passes.FAILED, decision)
         raise
     for name, seconds in run.step_seconds.items():
-        trail.append({"step": f"retrain: {name}", "seconds": seconds, "detail": ""})
+        if name != "promote":  # reported below, with what it did
+            trail.append({"step": f"retrain: {name}", "seconds": seconds, "detail": ""})
     gate = run.decision
-    trail.append({"step": "gate", "seconds": 0.0, "detail": f"{gate['rule']}; {gate['reason']}"})
+    trail.append({"step": "gate", "seconds": 0.0, "detail": gate["reason"]})
     trail.append(
         {
             "step": "promote" if run.promoted else "keep",
