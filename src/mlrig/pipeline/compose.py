@@ -37,7 +37,7 @@ OnStep = Callable[[str], None]
 Trainer = Callable[[ValidatedData, Prepared, Settings], Fitted]
 
 
-def _direct(fn: Callable[..., T], *args: Any) -> T:
+def direct_call(fn: Callable[..., T], *args: Any) -> T:
     return fn(*args)
 
 
@@ -52,7 +52,7 @@ class Retrain:
 def train_pipeline(
     settings: Settings,
     mode: str = "local",
-    call: StepCall = _direct,
+    call: StepCall = direct_call,
     on_step: OnStep | None = None,
     trainer: Trainer = train_step,
     retrain: Retrain | None = None,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlrig.config import Settings, parse_duration, parse_since
 from mlrig.errors import BusyError, MlrigError
-from mlrig.pipeline.compose import OnStep, Retrain, StepCall, Trainer, _direct, train_pipeline
+from mlrig.pipeline.compose import OnStep, Retrain, StepCall, Trainer, direct_call, train_pipeline
 from mlrig.pipeline.policy import Decision, History, Observation, Policy, decide
 from mlrig.pipeline.results import RunResult
 from mlrig.pipeline.steps import train_step
@@ -81,7 +81,7 @@ def retrain(
     settings: Settings,
     since: dt.datetime | None = None,
     on_step: OnStep | None = None,
-    call: StepCall = _direct,
+    call: StepCall = direct_call,
     trainer: Trainer = train_step,
     mode: str = "local",
     store: PredictionStore | None = None,
@@ -108,7 +108,7 @@ def loop_pass(
     settings: Settings,
     trigger: str = "manual",
     on_step: OnStep | None = None,
-    call: StepCall = _direct,
+    call: StepCall = direct_call,
     mode: str = "local",
 ) -> LoopResult:
     """Run one pass for ``settings.tracking.model_name``. A pass that finds another running
