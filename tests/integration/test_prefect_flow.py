@@ -26,13 +26,18 @@ def test_run_goes_through_prefect_when_an_api_is_configured(
     assert result["mode"] == "prefect"
     assert result["metrics"] == json.loads(local.stdout)["metrics"]  # identical results
 
-    flows = httpx.post(f"{prefect_api}/flow_runs/filter", json={}).json()
+    runs = httpx.post(f"{prefect_api}/flow_runs/filter", json={}).json()
+    flows = [r for r in runs if r["parameters"].get("home") == str((tmp_path / "pf").resolve())]
     assert len(flows) == 1
     assert flows[0]["state_type"] == "COMPLETED"
-    assert flows[0]["parameters"]["trainer"] == "train"
-    assert flows[0]["parameters"]["model"] == "auto"
-    tasks = httpx.post(f"{prefect_api}/task_runs/filter", json={}).json()
-    names = {t["task_key"].split("-")[0] for t in tasks if t["flow_run_id"] == flows[0]["id"]}
+    params = flows[0]["parameters"]  # plain JSON: the run rebuilds its settings from them
+    assert params["trainer"] == "train"
+    assert params["home"] == str((tmp_path / "pf").resolve())
+    assert params["overrides"]["train"]["model"] == "auto"
+    assert params["overrides"]["tracking"]["model_name"] == "wine-quality"
+    found = httpx.post(f"{prefect_api}/task_runs/filter", json={}).json()
+    tasks = [t for t in found if t["flow_run_id"] == flows[0]["id"]]
+    names = {t["task_key"].split("-")[0] for t in tasks}
     assert {
         "load_step",
         "validate_step",

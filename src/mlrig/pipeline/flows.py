@@ -5,15 +5,15 @@ process of its own), from ``config`` (a TOML path), ``home`` and ``overrides`` (
 file). ``train_flow`` runs one task per pipeline step; ``loop_flow`` runs one pass of the closed
 loop. Both are thin shells: the work is in compose.py and loop.py.
 
-Training holds the store lease ``train:<model>`` for its whole length. Prefect's own deployment
-concurrency limit can keep a slot forever when a run's process dies (shared/FACTS.md); the lease
-lapses when its holder dies, so a crashed run never blocks the schedule.
+Training holds the store lease ``train:<model>`` for its whole length (runner.training_lease;
+the loop holds ``loop:<model>`` for a pass). Prefect's own deployment concurrency limit can keep
+a slot forever when a run's process dies (shared/FACTS.md); the lease lapses when its holder
+dies, so a crashed run never blocks the schedule.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -23,12 +23,12 @@ from prefect import Flow, flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from mlrig.config import Settings, load_settings
+from mlrig.errors import BusyError
 from mlrig.pipeline.compose import OnStep, StepCall, Trainer, train_pipeline
 from mlrig.pipeline.results import RunResult
 
 TRAIN_FLOW = "mlrig-train"
 LOOP_FLOW = "mlrig-loop"
-LEASE_TTL_S = 60.0  # renewed every ttl/3 while the run lives; lapses this long after a crash
 
 
 @dataclass(frozen=True)
@@ -111,36 +111,23 @@ def train_flow(
 ) -> RunResult | Skipped:
     """Train, evaluate, register and gate one model (``trainer``: "train" = one fit, "tune" =
     an Optuna study), one task per step. Skipped while another holder has ``train:<model>``."""
-    from mlrig.predictions.locks import HOST, LockInfo, acquire
-    from mlrig.predictions.store import PredictionStore
+    from mlrig.pipeline.runner import training_lease
 
     settings = flow_settings(config, home, overrides)
     hooks = _current_hooks()
     trainer_fn = hooks.trainer or _trainer(trainer)
-    model = settings.tracking.model_name
-    logger = get_run_logger()
-
-    def train() -> RunResult:
-        return train_pipeline(
-            settings, mode="prefect", call=_task_call(), on_step=hooks.on_step, trainer=trainer_fn
-        )
-
-    store = PredictionStore(settings.predictions_url)
     try:
-        store.create_schema()
-        lease = acquire(store, f"train:{model}", f"{TRAIN_FLOW} ({trainer})", LEASE_TTL_S)
-        if isinstance(lease, LockInfo):
-            if lease.host == HOST and lease.pid == os.getpid():
-                # Our caller holds it (a loop pass retraining in this process): train under it.
-                logger.info("training under this process's lease %r", lease.name)
-                return train()
-            reason = f"not training: {lease.describe()}"
-            logger.warning(reason)
-            return Skipped(model, reason)
-        with lease:
-            return train()
-    finally:
-        store.close()
+        with training_lease(settings, f"{TRAIN_FLOW} ({trainer})"):
+            return train_pipeline(
+                settings,
+                mode="prefect",
+                call=_task_call(),
+                on_step=hooks.on_step,
+                trainer=trainer_fn,
+            )
+    except BusyError as exc:  # raised before training starts: the run completes, skipped
+        get_run_logger().warning(str(exc))
+        return Skipped(settings.tracking.model_name, str(exc))
 
 
 @flow(name=LOOP_FLOW, log_prints=False, validate_parameters=False)
@@ -152,7 +139,7 @@ def loop_flow(
     from mlrig.pipeline.loop import loop_pass
 
     settings = flow_settings(config, home, overrides)
-    return loop_pass(settings, trigger="schedule").as_dict()
+    return loop_pass(settings, trigger="schedule", call=_task_call(), mode="prefect").as_dict()
 
 
 FLOWS: dict[str, Flow[..., Any]] = {"train": train_flow, "loop": loop_flow}

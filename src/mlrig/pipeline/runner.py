@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from mlrig.config import Settings
-from mlrig.errors import MlrigError
+from mlrig.errors import BusyError
 from mlrig.pipeline.compose import OnStep, Trainer, train_pipeline
 from mlrig.pipeline.results import RunResult
 from mlrig.pipeline.steps import train_step
@@ -33,22 +35,43 @@ def flow_overrides(settings: Settings) -> dict[str, Any]:
     )
 
 
+@contextlib.contextmanager
+def training_lease(settings: Settings, purpose: str) -> Iterator[None]:
+    """Hold the model's ``train:`` lease in the prediction store for the block: never two
+    trainings of one model at once (a loop's retrain takes the same lease). It lapses when its
+    holder dies. Raises BusyError naming the holder while another process has it."""
+    from mlrig.pipeline.loop import train_lock
+    from mlrig.predictions.locks import LockInfo, acquire
+    from mlrig.predictions.store import PredictionStore
+
+    model = settings.tracking.model_name
+    store = PredictionStore(settings.predictions_url)
+    try:
+        store.create_schema()
+        lease = acquire(store, train_lock(model), purpose, settings.loop.lock_ttl)
+        if isinstance(lease, LockInfo):
+            raise BusyError(f"model {model!r}: not training, {lease.describe()}")
+        with lease:
+            yield
+    finally:
+        store.close()
+
+
 def run_training(
     settings: Settings, on_step: OnStep | None = None, trainer: Trainer = train_step
 ) -> RunResult:
-    """Run the training pipeline once; in prefect mode as a run of ``flows.train_flow``.
-
-    Raises MlrigError when another process holds the model's training lease (prefect mode)."""
+    """Run the training pipeline once under the model's training lease; in prefect mode as a
+    run of ``flows.train_flow``. Raises BusyError while another process trains the model."""
+    name = trainer.__name__.removesuffix("_step")
     if choose_mode(settings) == "prefect":
         from mlrig.pipeline.flows import Skipped, in_process_hooks, train_flow
 
         with in_process_hooks(on_step, trainer):
             out = train_flow(
-                home=str(settings.home_dir),
-                overrides=flow_overrides(settings),
-                trainer=trainer.__name__.removesuffix("_step"),
+                home=str(settings.home_dir), overrides=flow_overrides(settings), trainer=name
             )
         if isinstance(out, Skipped):
-            raise MlrigError(f"model {out.model_name!r}: {out.reason}")
+            raise BusyError(out.reason)
         return out
-    return train_pipeline(settings, mode="local", on_step=on_step, trainer=trainer)
+    with training_lease(settings, f"mlrig {'tune' if name == 'tune' else 'run'}"):
+        return train_pipeline(settings, mode="local", on_step=on_step, trainer=trainer)

@@ -2,7 +2,7 @@
 
 A deployment runs ``flows.train_flow`` or ``flows.loop_flow`` with plain parameters (an absolute
 config path and home). Without a work pool this process serves it (Prefect's runner starts each
-run in a subprocess); with one, it is deployed from source for the pool's workers.
+run in a subprocess); with one, the pool's workers run it, importing the flow by module path.
 
 Overlap is excluded twice: the deployment has a concurrency limit of 1 with the CANCEL_NEW
 strategy (a run due while another runs is cancelled, not queued), and the flows hold a lease in
@@ -17,14 +17,15 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from mlrig.errors import ConfigError
 
 if TYPE_CHECKING:
     from prefect.client.schemas.responses import DeploymentResponse
+    from prefect.deployments.runner import RunnerDeployment
     from prefect.runner import Runner
 
 FLOW_NAMES = {"train": "mlrig-train", "loop": "mlrig-loop"}  # = flows.TRAIN_FLOW, LOOP_FLOW
@@ -118,10 +119,11 @@ def serve(
     name: str,
     spec: ScheduleSpec,
     parameters: dict[str, Any],
-    on_ready: Any = None,
+    on_ready: Callable[[str], None] | None = None,
 ) -> str:
     """Register the deployment and run its schedule in this process until the deployment is
-    deleted (``stop``), or SIGTERM/Ctrl-C. Returns why it ended.
+    deleted (``stop``), or SIGTERM/Ctrl-C; ``on_ready`` hears the deployment id once it is
+    registered. Returns why it ended.
 
     On Ctrl-C/SIGTERM the schedule is paused (no runs pile up while nobody serves them);
     running this again re-enables it."""
@@ -202,15 +204,14 @@ async def _serve_until_deleted(runner: Runner, deployment_id: Any) -> str:
 def deploy_to_pool(
     flow_key: str, name: str, spec: ScheduleSpec, parameters: dict[str, Any], pool: str
 ) -> str:
-    """Deploy from source (mlrig's installed package) to work pool ``pool``; its workers
-    (``prefect worker start --pool POOL``) run the flows. Returns the deployment id.
-
-    Raises ConfigError when the pool does not exist."""
-    from prefect import Flow
+    """Register the deployment on work pool ``pool``; its workers (``prefect worker start
+    --pool POOL``, where mlrig is installed) import the flow by module path, so no source
+    location is needed. Returns the deployment id. Raises ConfigError when the pool does not
+    exist."""
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
-    import mlrig
+    from mlrig.pipeline.flows import FLOWS
 
     with get_client(sync_client=True) as client:
         try:
@@ -220,23 +221,21 @@ def deploy_to_pool(
                 f"--pool {pool!r}: no such work pool on {client.api_url}; create it with "
                 f"`prefect work-pool create {pool} --type process`"
             ) from None
-    source = Path(mlrig.__file__).resolve().parent.parent
-    loaded = cast(
-        "Flow[..., Any]", Flow.from_source(str(source), f"mlrig/pipeline/flows.py:{flow_key}_flow")
+    # Flow.deploy() would also list the pool's workers, a request this server stack refuses
+    # (422, see _filter); to_deployment + apply register the same deployment.
+    deployment = cast(
+        "RunnerDeployment",
+        FLOWS[flow_key].to_deployment(
+            name,
+            parameters=parameters,
+            tags=[TAG],
+            concurrency_limit=_one_at_a_time(),
+            entrypoint_type=_module_entrypoint(),
+            work_pool_name=pool,
+            **_schedule_kwargs(spec),
+        ),
     )
-    deployment_id = loaded.deploy(
-        name,
-        work_pool_name=pool,
-        build=False,
-        push=False,
-        parameters=parameters,
-        tags=[TAG],
-        concurrency_limit=_one_at_a_time(),
-        print_next_steps=False,
-        ignore_warnings=True,
-        **_schedule_kwargs(spec),
-    )
-    return str(deployment_id)
+    return str(deployment.apply(work_pool_name=pool))
 
 
 def list_deployments(runs: int = 5) -> list[DeploymentInfo]:
