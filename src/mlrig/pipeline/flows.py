@@ -42,20 +42,25 @@ class Skipped:
 
 @dataclass(frozen=True)
 class _Hooks:
+    settings: Settings | None
     on_step: OnStep | None
     trainer: Trainer | None
 
 
-# Progress hooks of an in-process caller (`mlrig run` in prefect mode): callables cannot be
-# flow parameters, and a deployed run has none.
+# What an in-process caller (`mlrig run` in prefect mode) hands a flow beside its parameters:
+# its settings as built (they may hold secrets, which parameters must not: Prefect stores and
+# shows them) and its progress callbacks. A deployed run has none.
 _HOOKS: ContextVar[_Hooks | None] = ContextVar("mlrig_flow_hooks", default=None)
 
 
 @contextlib.contextmanager
-def in_process_hooks(on_step: OnStep | None, trainer: Trainer | None) -> Iterator[None]:
-    """Within the block, a flow called in this thread reports steps to ``on_step`` and trains
-    with ``trainer`` (which must be the one its ``trainer`` parameter names)."""
-    token = _HOOKS.set(_Hooks(on_step, trainer))
+def in_process(
+    settings: Settings, on_step: OnStep | None, trainer: Trainer | None
+) -> Iterator[None]:
+    """Within the block, a flow called in this thread uses ``settings`` (its parameters then
+    only describe them), reports steps to ``on_step`` and trains with ``trainer`` (the one its
+    ``trainer`` parameter names)."""
+    token = _HOOKS.set(_Hooks(settings, on_step, trainer))
     try:
         yield
     finally:
@@ -65,7 +70,7 @@ def in_process_hooks(on_step: OnStep | None, trainer: Trainer | None) -> Iterato
 def _current_hooks() -> _Hooks:
     # A flow's function is cloudpickled by value for the runner's subprocess; the ContextVar
     # itself cannot be, so the flows reach it through this (pickled by reference).
-    return _HOOKS.get() or _Hooks(None, None)
+    return _HOOKS.get() or _Hooks(None, None, None)
 
 
 def flow_settings(
@@ -113,8 +118,8 @@ def train_flow(
     an Optuna study), one task per step. Skipped while another holder has ``train:<model>``."""
     from mlrig.pipeline.runner import training_lease
 
-    settings = flow_settings(config, home, overrides)
     hooks = _current_hooks()
+    settings = hooks.settings or flow_settings(config, home, overrides)
     trainer_fn = hooks.trainer or _trainer(trainer)
     try:
         with training_lease(settings, f"{TRAIN_FLOW} ({trainer})"):

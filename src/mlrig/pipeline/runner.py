@@ -26,13 +26,27 @@ def choose_mode(settings: Settings) -> str:
 
 
 def flow_overrides(settings: Settings) -> dict[str, Any]:
-    """``settings`` as flow parameters (JSON), from which a flow run rebuilds them exactly.
+    """``settings`` as flow parameters (JSON, nested like the config file), for the Prefect UI.
 
-    Secrets stay out: Prefect stores and shows parameters; the run reads them from its
-    environment as any mlrig process does."""
-    return settings.model_dump(
+    Prefect stores and shows parameters, so tokens are left out and URL passwords masked; the
+    in-process run uses ``settings`` itself (flows.in_process)."""
+    from mlrig.tracking.store import redact
+
+    out = settings.model_dump(
         mode="json", exclude={"home": True, "serving": {"admin_token", "predict_token"}}
     )
+    for section, key in _URLS:
+        if out[section][key]:
+            out[section][key] = redact(out[section][key])
+    return out
+
+
+_URLS = (
+    ("tracking", "uri"),
+    ("tracking", "registry_uri"),
+    ("tune", "storage"),
+    ("predictions", "url"),
+)
 
 
 @contextlib.contextmanager
@@ -64,9 +78,9 @@ def run_training(
     run of ``flows.train_flow``. Raises BusyError while another process trains the model."""
     name = trainer.__name__.removesuffix("_step")
     if choose_mode(settings) == "prefect":
-        from mlrig.pipeline.flows import Skipped, in_process_hooks, train_flow
+        from mlrig.pipeline.flows import Skipped, in_process, train_flow
 
-        with in_process_hooks(on_step, trainer):
+        with in_process(settings, on_step, trainer):
             out = train_flow(
                 home=str(settings.home_dir), overrides=flow_overrides(settings), trainer=name
             )
