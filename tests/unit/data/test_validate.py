@@ -4,7 +4,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlrig.data.validate import Contract, Validated, validate_frame
+from mlrig.data.validate import (
+    Contract,
+    Validated,
+    _numeric_without_pandera,
+    _Spec,
+    _with_pandera,
+    validate_frame,
+)
 from mlrig.errors import DataValidationError
 
 
@@ -112,3 +119,66 @@ def test_dropped_columns_are_ignored_and_must_exist() -> None:
     assert check(frame, drop=["pickup"]).schema.features == ("a", "b")
     with pytest.raises(DataValidationError, match=r"data\.drop names missing column"):
         check(frame, drop=["dropoff"])
+
+
+@pytest.mark.parametrize(
+    ("frame", "spec"),
+    [
+        (_frame(), _Spec(["a", "b"], set(), "quality", True, False, True)),
+        (_frame(), _Spec(["a", "b"], set(), "quality", True, True, True)),
+        (_frame(quality=[0, 1, 1, 0]), _Spec(["a", "b"], set(), "quality", False, False, True)),
+        (
+            _frame(quality=[True, False, True, True]),
+            _Spec(["a"], set(), "quality", False, False, True),
+        ),
+        (
+            _frame(a=np.array([1, 2, 3, 4], dtype="uint8"), c=[1.0, 2.0, 3.0, 4.0]),
+            _Spec(["a", "b"], set(), "quality", True, False, True),
+        ),
+        (
+            _frame(a=[True, False, True, False]),
+            _Spec(["a", "b"], set(), "quality", True, False, True),
+        ),
+        (_frame(quality=[5, 5, 5, 5]), _Spec(["a", "b"], set(), "quality", True, False, False)),
+    ],
+)
+def test_numeric_frames_get_pandera_s_result_without_pandera(
+    frame: pd.DataFrame, spec: _Spec
+) -> None:
+    quick = _numeric_without_pandera(frame, spec)
+    assert quick is not None
+    pd.testing.assert_frame_equal(quick, _with_pandera(frame, "f.csv", spec))
+
+
+@pytest.mark.parametrize(
+    ("frame", "spec"),
+    [
+        (_frame(a=[1.0, None, 3.0, 4.0]), _Spec(["a", "b"], set(), "quality", True, False, True)),
+        (_frame(a=["1", "2", "x", "4"]), _Spec(["a", "b"], set(), "quality", True, False, True)),
+        (
+            _frame(a=pd.array([1, 2, 3, 4], dtype="Int64")),
+            _Spec(["a", "b"], set(), "quality", True, False, True),
+        ),
+        (_frame(quality=[5, 5, 5, 5]), _Spec(["a", "b"], set(), "quality", True, False, True)),
+        (_frame(c=[1, 2, 3, 4]), _Spec(["a", "b"], set(), "quality", True, True, True)),
+        (_frame(), _Spec(["a", "b", "c"], set(), "quality", True, True, True)),
+        (_frame(a=["x", "y", "x", "y"]), _Spec(["a", "b"], {"a"}, "quality", True, False, True)),
+    ],
+)
+def test_anything_pandera_must_judge_goes_to_pandera(frame: pd.DataFrame, spec: _Spec) -> None:
+    assert _numeric_without_pandera(frame, spec) is None
+
+
+def test_a_valid_numeric_frame_does_not_import_pandera() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pandas as pd\n"
+        "from mlrig.data.validate import Contract, validate_frame\n"
+        "f = pd.DataFrame({'a': [1, 2, 3], 'quality': [5.0, 6.0, 7.0]})\n"
+        "validate_frame(f, 'f.csv', Contract('quality'))\n"
+        "print('pandera' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
