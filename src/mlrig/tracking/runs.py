@@ -6,6 +6,7 @@ process-wide tracking URI or active run, so two stores can be used in one proces
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata as md
 import os
 import subprocess
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import pandas as pd
     from mlflow import MlflowClient
     from mlflow.entities import Run
@@ -115,6 +118,7 @@ def log_training_run(
             run_id, metrics=[Metric(k, v, now, 0, run_id=run_id) for k, v in record.metrics.items()]
         )
         name = record.data_source.rsplit("/", 1)[-1]
+        inputs = []
         for frame, context in ((record.train_frame, "training"), (record.eval_frame, "evaluation")):
             with warnings.catch_warnings():
                 # MLflow registers two identical local-file source classes and warns that a
@@ -126,10 +130,12 @@ def log_training_run(
                     targets=record.target,
                     name=f"{name}:{context}",
                 )
-            entity = DatasetInput(
-                dataset._to_mlflow_entity(), [InputTag(MLFLOW_DATASET_CONTEXT, context)]
+            inputs.append(
+                DatasetInput(
+                    dataset._to_mlflow_entity(), [InputTag(MLFLOW_DATASET_CONTEXT, context)]
+                )
             )
-            client.log_inputs(run_id, [entity])
+        client.log_inputs(run_id, inputs)
         if record.artifacts:
             with tempfile.TemporaryDirectory() as tmp:
                 write_files(tmp, record.artifacts)
@@ -183,7 +189,8 @@ def _log_model(
     from mlflow.tracking.context.registry import resolve_tags
 
     run_id = str(run.info.run_id)
-    params = {k: str(v) for k, v in client.get_run(run_id).data.params.items()}
+    logged_so_far = client.get_run(run_id).data  # nothing below adds params or metrics
+    params = {k: str(v) for k, v in logged_so_far.params.items()}
     logged = client.create_logged_model(
         str(run.info.experiment_id),
         name=MODEL_ARTIFACT,
@@ -205,7 +212,7 @@ def _log_model(
                 dataset_digest=m.dataset_digest,
                 run_id=m.run_id,
             )
-            for key in client.get_run(run_id).data.metrics
+            for key in logged_so_far.metrics
             for m in client.get_metric_history(run_id, key)
             if m.step == 0 and m.model_id is None
         ]
@@ -216,7 +223,7 @@ def _log_model(
             run_id=run_id,
             model_id=model_id,
         )
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, _pins_not_rechecked():
             local = Path(tmp, "model")
             mlflow.sklearn.save_model(
                 model,
@@ -235,6 +242,28 @@ def _log_model(
         raise
     client.finalize_logged_model(model_id, LoggedModelStatus.READY)
     return f"models:/{model_id}"
+
+
+@contextlib.contextmanager
+def _pins_not_rechecked() -> Iterator[None]:
+    """MLflow's ``save_model`` without its check of the pip requirements against the installed
+    distributions, which can only warn and costs ≈0.3–0.8 s per process (it maps the files of
+    every installed distribution to find their modules). Ours are pinned to the versions
+    installed here (``pip_requirements``), so it finds nothing. The switch is process-wide
+    for the duration of one save: a save in another thread at that moment would lose only the
+    same warning."""
+    import mlflow.utils.environment as env
+
+    name = "warn_dependency_requirement_mismatches"
+    saved = getattr(env, name, None)
+    if saved is None:  # moved in a later MLflow: the check runs, which is only slower
+        yield
+        return
+    setattr(env, name, lambda requirements: None)
+    try:
+        yield
+    finally:
+        setattr(env, name, saved)
 
 
 def write_files(root: str, files: dict[str, bytes]) -> None:
