@@ -288,6 +288,12 @@ def main(argv: list[str] | None = None) -> int:
             passes.join(5)
         for proc in reversed(procs):
             _stop(proc)
+        if "PREFECT_API_URL" not in os.environ:  # `mlrig schedule` started one for this home
+            subprocess.run(
+                [MLRIG, "schedule", "server", "stop", "--home", str(home)],
+                env=env,
+                capture_output=True,
+            )
     swapped = len(traffic.versions) >= 2
     drift_at = traffic.first_drifted or 0.0
     new_version = max(traffic.versions, key=lambda v: traffic.versions[v]) if swapped else None
