@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -331,21 +332,26 @@ def load_settings(
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
 
 
 def parse_duration(text: str, what: str = "duration") -> dt.timedelta:
-    """``30s``, ``15m``, ``12h`` or ``7d``; raises ConfigError naming ``what``."""
-    text = text.strip()
-    if len(text) > 1 and text[-1] in _UNITS and text[:-1].isdigit():
-        return dt.timedelta(seconds=int(text[:-1]) * _UNITS[text[-1]])
-    raise ConfigError(f"{what} {text!r}: expected a number and a unit, like 30s, 15m, 12h or 7d")
+    """``30s``, ``15m``, ``12h``, ``7d`` or combinations (``1h30m``); raises ConfigError
+    naming ``what``."""
+    compact = text.strip().lower()
+    parts = _DURATION.findall(compact)
+    if not parts or _DURATION.sub("", compact).strip():
+        raise ConfigError(
+            f"{what} {text!r}: expected a number and a unit s, m, h or d (e.g. 30s, 2m, 1h30m)"
+        )
+    return dt.timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in parts))
 
 
 def parse_since(text: str | None, what: str = "--since") -> dt.datetime | None:
     """ISO date/time (UTC when no zone) or an age like ``30m``, ``12h``, ``7d`` before now."""
     if not text:
         return None
-    if text[-1] in _UNITS and text[:-1].isdigit():
+    if _DURATION.fullmatch(text.strip().lower()) or text.strip()[-1:] in _UNITS:
         return dt.datetime.now(dt.UTC) - parse_duration(text, what)
     try:
         when = dt.datetime.fromisoformat(text)

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlrig.config import Settings, parse_duration, parse_since
-from mlrig.errors import BusyError, MlrigError
+from mlrig.errors import MlrigError
 from mlrig.pipeline.compose import OnStep, Retrain, StepCall, Trainer, direct_call, train_pipeline
 from mlrig.pipeline.policy import Decision, History, Observation, Policy, decide
 from mlrig.pipeline.results import RunResult
@@ -84,24 +84,14 @@ def retrain(
     call: StepCall = direct_call,
     trainer: Trainer = train_step,
     mode: str = "local",
-    store: PredictionStore | None = None,
 ) -> RunResult:
     """Train on the source plus the labelled production rows since ``since``, gate on the
     frozen set and the recent slice, promote if better. Raises BusyError while another
-    retrain of the model holds its lease."""
-    own = store is None
-    store = store or PredictionStore(settings.predictions_url)
-    try:
-        store.create_schema()
-        model = settings.tracking.model_name
-        lease = acquire(store, train_lock(model), "retrain", settings.loop.lock_ttl)
-        if isinstance(lease, LockInfo):
-            raise BusyError(f"model {model!r}: a retrain is already running ({lease.describe()})")
-        with lease:
-            return train_pipeline(settings, mode, call, on_step, trainer, Retrain(since))
-    finally:
-        if own:
-            store.close()
+    training of the model holds its lease."""
+    from mlrig.pipeline.runner import training_lease
+
+    with training_lease(settings, "retrain"):
+        return train_pipeline(settings, mode, call, on_step, trainer, Retrain(since))
 
 
 def loop_pass(
@@ -199,7 +189,6 @@ def _pass(
             on_step,
             call,
             mode=mode,
-            store=store,
         )
     except MlrigError as exc:
         note("retrain", t, f"failed: {exc}")

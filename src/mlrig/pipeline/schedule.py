@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
+from mlrig.config import parse_duration
 from mlrig.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -31,8 +31,6 @@ if TYPE_CHECKING:
 FLOW_NAMES = {"train": "mlrig-train", "loop": "mlrig-loop"}  # = flows.TRAIN_FLOW, LOOP_FLOW
 TAG = "mlrig"
 WATCH_S = 2.0  # how often a serving runner checks that its deployment still exists
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_EVERY = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
 
 
 @dataclass(frozen=True)
@@ -76,16 +74,10 @@ def parse_every(text: str) -> dt.timedelta:
     """``30s``, ``2m``, ``1h``, ``1d`` or combinations (``1h30m``) → a positive timedelta.
 
     Raises ConfigError naming ``--every``."""
-    compact = text.strip().lower()
-    parts = _EVERY.findall(compact)
-    if not parts or _EVERY.sub("", compact).strip():
-        raise ConfigError(
-            f"--every {text!r}: expected a number and a unit s, m, h or d (e.g. 30s, 2m, 1h)"
-        )
-    seconds = sum(float(n) * _UNITS[u] for n, u in parts)
-    if seconds <= 0:
+    every = parse_duration(text, "--every")
+    if every <= dt.timedelta(0):
         raise ConfigError(f"--every {text!r}: must be longer than 0 s")
-    return dt.timedelta(seconds=seconds)
+    return every
 
 
 def schedule_spec(every: str | None, cron: str | None) -> ScheduleSpec:
@@ -378,8 +370,7 @@ def _human(delta: dt.timedelta | None) -> str:
     if delta is None:
         return "?"
     seconds = delta.total_seconds()
-    for unit in ("d", "h", "m"):
-        size = _UNITS[unit]
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
     return f"{seconds:g}s"
