@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+from collections.abc import Iterator
 from typing import Annotated
 
 import typer
@@ -45,27 +48,52 @@ def run_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Train, evaluate, track and register a model; promote it to champion if it is better."""
-    from rich.console import Console
+    with _collector_paused():
+        from rich.console import Console
 
-    from mlrig.pipeline.runner import choose_mode, run_training
+        from mlrig.pipeline.runner import choose_mode, run_training
 
-    quiet_libraries()
-    settings = settings_from(
-        config,
-        home,
-        {
-            "data": {"source": data, "target": target, "separator": separator},
-            "train": {"model": model, "alpha": alpha, "l1_ratio": l1_ratio},
-            "tracking": {"experiment": experiment, "model_name": model_name},
-            "pipeline": {"orchestrator": orchestrator},
-        },
-    )
-    err = Console(stderr=True)
-    show = not (quiet or as_json)
-    if show:
-        err.print(f"[bold]mlrig run[/] ({choose_mode(settings)} mode) → {settings.tracking_uri}")
-        with err.status("starting") as status:
-            result = run_training(settings, on_step=lambda s: status.update(f"{s}…"))
-    else:
-        result = run_training(settings)
-    print_result(result, quiet=quiet, as_json=as_json)
+        quiet_libraries()
+        settings = settings_from(
+            config,
+            home,
+            {
+                "data": {"source": data, "target": target, "separator": separator},
+                "train": {"model": model, "alpha": alpha, "l1_ratio": l1_ratio},
+                "tracking": {"experiment": experiment, "model_name": model_name},
+                "pipeline": {"orchestrator": orchestrator},
+            },
+        )
+        err = Console(stderr=True)
+        show = not (quiet or as_json)
+        if show:
+            err.print(
+                f"[bold]mlrig run[/] ({choose_mode(settings)} mode) → {settings.tracking_uri}"
+            )
+            with err.status("starting") as status:
+                result = run_training(settings, on_step=lambda s: status.update(f"{s}…"))
+        else:
+            result = run_training(settings)
+        print_result(result, quiet=quiet, as_json=as_json)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector off for one run of this one-shot process.
+
+    A run creates millions of long-lived objects (importing MLflow, scikit-learn, pandas,
+    matplotlib), which the collector walks again and again as they pile up: ≈1,100 collections,
+    7 of them full, ≈1.1 s of an ≈8 s `mlrig run` (2 cores, 2026-11-24); thresholds of
+    10,000/10/10 still left ≈0.4 s. Reference counting frees everything outside cycles: peak
+    RSS 371 → 377 MB on the wine data, 404 → 406 MB on 392k rows. Afterwards the run's objects
+    are frozen rather than walked once more (≈0.4 s); their cycles, if any, stay until exit.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
