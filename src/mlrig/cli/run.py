@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
-from collections.abc import Iterator
 from typing import Annotated
 
 import typer
 
-from mlrig.cli.options import ConfigOpt, HomeOpt, JsonOpt, QuietOpt, quiet_libraries, settings_from
+from mlrig.cli.options import (
+    ConfigOpt,
+    HomeOpt,
+    JsonOpt,
+    QuietOpt,
+    collector_paused,
+    quiet_libraries,
+    settings_from,
+)
 from mlrig.cli.summary import print_result
 
 
@@ -48,7 +53,7 @@ def run_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Train, evaluate, track and register a model; promote it to champion if it is better."""
-    with _collector_paused():
+    with collector_paused():
         from rich.console import Console
 
         from mlrig.pipeline.runner import choose_mode, run_training
@@ -75,25 +80,3 @@ def run_command(
         else:
             result = run_training(settings)
         print_result(result, quiet=quiet, as_json=as_json)
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cycle collector off for one run of this one-shot process.
-
-    A run creates millions of long-lived objects (importing MLflow, scikit-learn, pandas,
-    matplotlib), which the collector walks again and again as they pile up: ≈1,100 collections,
-    7 of them full, ≈1.1 s of an ≈8 s `mlrig run` (2 cores, 2026-11-24); thresholds of
-    10,000/10/10 still left ≈0.4 s. Reference counting frees everything outside cycles: peak
-    RSS 371 → 377 MB on the wine data, 404 → 406 MB on 392k rows. Afterwards the run's objects
-    are frozen rather than walked once more (≈0.4 s); their cycles, if any, stay until exit.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        gc.enable()

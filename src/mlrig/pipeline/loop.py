@@ -22,21 +22,13 @@ from mlrig.pipeline.policy import Decision, History, Observation, Policy, decide
 from mlrig.pipeline.results import RunResult
 from mlrig.pipeline.steps import train_step
 from mlrig.predictions import passes
-from mlrig.predictions.locks import LockInfo, acquire, holder
+from mlrig.predictions.locks import LockInfo, acquire, holder, loop_lock, train_lock
 from mlrig.predictions.store import PredictionStore
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
     from mlrig.monitoring.assess import Assessment
-
-
-def train_lock(model: str) -> str:
-    return f"train:{model}"
-
-
-def loop_lock(model: str) -> str:
-    return f"loop:{model}"
 
 
 @dataclass(frozen=True)

@@ -54,8 +54,7 @@ def training_lease(settings: Settings, purpose: str) -> Iterator[None]:
     """Hold the model's ``train:`` lease in the prediction store for the block: never two
     trainings of one model at once (a loop's retrain takes the same lease). It lapses when its
     holder dies. Raises BusyError naming the holder while another process has it."""
-    from mlrig.pipeline.loop import train_lock
-    from mlrig.predictions.locks import LockInfo, acquire
+    from mlrig.predictions.locks import LockInfo, acquire, train_lock
     from mlrig.predictions.store import PredictionStore
 
     model = settings.tracking.model_name

@@ -279,9 +279,9 @@ def log_register_step(
     )
     run = log_training_run(client, experiment_id, record, fitted.model, run_id=fitted.run_id)
     name = settings.tracking.model_name
-    version = register_version(client, name, run.model_uri, run.run_id)
-    for key, value in version_tags(decision, data.schema.task).items():
-        client.set_model_version_tag(name, version, key, value)
+    version = register_version(
+        client, name, run.model_uri, run.run_id, tags=version_tags(decision, data.schema.task)
+    )
     if prepared.eval_run_id is None:  # the first set, or one for new columns: later runs use it
         remember_eval_set(client, name, run.run_id, prepared.eval_digest)
     set_alias(client, name, CHALLENGER, version)

@@ -26,6 +26,16 @@ from mlrig.predictions.store import PredictionStore, locks
 HOST = socket.gethostname()
 
 
+def train_lock(model: str) -> str:
+    """The lease every training of ``model`` holds (run, tune, retrain, scheduled)."""
+    return f"train:{model}"
+
+
+def loop_lock(model: str) -> str:
+    """The lease one pass of the closed loop for ``model`` holds."""
+    return f"loop:{model}"
+
+
 @dataclass(frozen=True)
 class LockInfo:
     name: str
