@@ -36,6 +36,7 @@ bench: install  ## benchmarks (never run alongside tests or another benchmark)
 	$(BIN)/python bench/tuning.py
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/monitoring.py
+	$(BIN)/python bench/loop.py
 
 demo-loop: install  ## the closed loop end to end: drift → scheduled retrain → fair gate → hot swap
 	$(BIN)/python examples/demo_loop.py
