@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from mlrig.config import Settings, parse_duration, parse_since
@@ -112,7 +112,7 @@ def loop_pass(
                 f"another pass is running: {lease.describe()}",
                 seconds=round(time.perf_counter() - t0, 3),
             )
-            _save(store, result, started, None)
+            _save(store, result, started)
             return result
         with lease:
             return _pass(settings, store, trigger, started, t0, on_step, call, mode)
@@ -254,15 +254,12 @@ def _finish(
     result = LoopResult(
         **{**base, "outcome": outcome, "seconds": round(time.perf_counter() - t0, 3)}
     )
-    run_id = _log_run(settings, client, result, decision)
-    result = LoopResult(**{**result.as_dict(), "run_id": run_id})
-    _save(store, result, started, result.version)
+    result = replace(result, run_id=_log_run(settings, client, result, decision))
+    _save(store, result, started)
     return result
 
 
-def _save(
-    store: PredictionStore, result: LoopResult, started: dt.datetime, version: str | None
-) -> None:
+def _save(store: PredictionStore, result: LoopResult, started: dt.datetime) -> None:
     passes.save_pass(
         store,
         passes.PassRecord(
@@ -272,7 +269,7 @@ def _save(
             result.trigger,
             result.retrain,
             result.outcome,
-            version,
+            result.version,
             json.dumps(result.as_dict(), default=str),
         ),
     )

@@ -70,8 +70,6 @@ def run_record(
         if scored.champion is not None:
             suffix = "same_eval_set" if scored.name == FROZEN else "recent_slice"
             metrics[f"champion_{decision.metric}_{suffix}"] = scored.champion
-    if decision.champion is not None and not decision.sets:
-        metrics[f"champion_{decision.metric}_same_eval_set"] = decision.champion
     artifacts = {f"plots/{k}": v for k, v in evaluation.plots.items()}
     eval_frame = prepared.x_eval.assign(**{schema.target: prepared.y_eval})
     if prepared.eval_run_id is None:

@@ -68,6 +68,13 @@ class Prepared:
     def recent_rows(self) -> int:
         return 0 if self.x_recent is None else len(self.x_recent)
 
+    @property
+    def recent(self) -> tuple[pd.DataFrame, pd.Series] | None:
+        """(x, y) of a non-empty recent slice, else None."""
+        if self.x_recent is None or self.y_recent is None or not len(self.x_recent):
+            return None
+        return self.x_recent, self.y_recent
+
 
 @dataclass(frozen=True)
 class Fitted:

@@ -187,8 +187,9 @@ def evaluate_step(
 
     metrics = score_model(fitted.model, prepared.x_eval, prepared.y_eval, schema.task)
     recent = {}
-    if prepared.x_recent is not None and prepared.y_recent is not None and prepared.recent_rows:
-        recent = score_model(fitted.model, prepared.x_recent, prepared.y_recent, schema.task)
+    if prepared.recent is not None:
+        x_recent, y_recent = prepared.recent
+        recent = score_model(fitted.model, x_recent, y_recent, schema.task)
     plots = (
         evaluation_plots(fitted.model, prepared.x_eval, prepared.y_eval, schema.task)
         if settings.train.plots
@@ -219,10 +220,9 @@ def champion_step(settings: Settings, prepared: Prepared, schema: FeatureSchema)
     metric = gate_metric(schema.task, settings.tracking.champion_metric)
     metrics = score_model(champion.estimator, prepared.x_eval[cols], prepared.y_eval, schema.task)
     recent = None
-    if prepared.x_recent is not None and prepared.y_recent is not None and prepared.recent_rows:
-        recent = score_model(
-            champion.estimator, prepared.x_recent[cols], prepared.y_recent, schema.task
-        )[metric]
+    if prepared.recent is not None:
+        x_recent, y_recent = prepared.recent
+        recent = score_model(champion.estimator, x_recent[cols], y_recent, schema.task)[metric]
     return ChampionScore(
         champion.version, metrics[metric], "scored on the same evaluation rows", recent
     )

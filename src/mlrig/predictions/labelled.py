@@ -17,7 +17,14 @@ import sqlalchemy as sa
 
 from mlrig.errors import StoreUnavailableError
 from mlrig.predictions.records import parse_generated_id
-from mlrig.predictions.store import PredictionStore, _unblob, feedback, prediction_ids, requests
+from mlrig.predictions.store import (
+    PredictionStore,
+    _unblob,
+    as_utc,
+    feedback,
+    prediction_ids,
+    requests,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -76,10 +83,10 @@ def join_labelled(truth: pd.DataFrame, batches: list[dict[str, Any]]) -> pd.Data
             table = pd.DataFrame(matrix, columns=names)
         part = table.iloc[rows].reset_index(drop=True)
         part.insert(0, ID, wanted[ID].to_numpy())
-        part.insert(1, LOGGED_AT, _utc(b["created_at"]))
+        part.insert(1, LOGGED_AT, as_utc(b["created_at"]))
         part.insert(2, VERSION, str(b["model_version"]))
         part["actual"] = wanted["actual"].to_numpy(dtype=np.float64)
-        part[FEEDBACK_AT] = [_utc(t) for t in wanted[FEEDBACK_AT]]
+        part[FEEDBACK_AT] = [as_utc(t) for t in wanted[FEEDBACK_AT]]
         parts.append(part)
     if not parts:
         return pd.DataFrame()
@@ -130,7 +137,3 @@ def _requests(
             query = query.where(requests.c.created_at >= since)
         out += [dict(r) for r in conn.execute(query).mappings()]
     return out
-
-
-def _utc(when: dt.datetime) -> dt.datetime:
-    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)

@@ -21,7 +21,7 @@ from types import TracebackType
 import sqlalchemy as sa
 
 from mlrig.errors import StoreUnavailableError
-from mlrig.predictions.store import PredictionStore, locks
+from mlrig.predictions.store import PredictionStore, as_utc, locks
 
 HOST = socket.gethostname()
 
@@ -154,8 +154,8 @@ def _current(conn: sa.Connection, name: str) -> LockInfo | None:
         row["host"],
         int(row["pid"]),
         row["purpose"],
-        _utc(row["acquired_at"]),
-        _utc(row["expires_at"]),
+        as_utc(row["acquired_at"]),
+        as_utc(row["expires_at"]),
     )
 
 
@@ -184,10 +184,6 @@ def _gone(name: str) -> LockInfo:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _utc(when: dt.datetime) -> dt.datetime:
-    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
 
 
 def _iso(when: dt.datetime) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from mlrig.predictions.store import PredictionStore, loop_passes
+from mlrig.predictions.store import PredictionStore, as_utc, loop_passes
 
 # what a pass ended with
 NO_RETRAIN, PROMOTED, KEPT, FAILED, BUSY = "no_retrain", "promoted", "kept", "failed", "busy"
@@ -42,9 +42,7 @@ def last_retrain_at(store: PredictionStore, model_name: str) -> dt.datetime | No
     )
     with store.engine.connect() as conn:
         when = conn.scalar(query)
-    if when is None:
-        return None
-    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+    return None if when is None else as_utc(when)
 
 
 def recent_passes(store: PredictionStore, model_name: str, limit: int = 20) -> list[PassRecord]:

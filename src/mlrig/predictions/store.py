@@ -352,6 +352,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def as_utc(when: dt.datetime) -> dt.datetime:
+    """A timestamp read back from the store, aware and in UTC (SQLite returns it naive)."""
+    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+
+
 def _sqlite_stamp(when: dt.datetime) -> str:
     """The text SQLAlchemy's SQLite DateTime type stores (naive UTC), so reads round-trip."""
     naive = when.astimezone(dt.UTC).replace(tzinfo=None) if when.tzinfo else when
