@@ -86,8 +86,8 @@ def test_rows_come_back_one_per_prediction_with_features(store: PredictionStore)
 def test_retried_client_id_keeps_its_first_prediction(store: PredictionStore) -> None:
     store.insert_batches([_batch(1, ["ride-1"])])
     store.insert_batches([_batch(2, ["ride-1", "ride-2"])])
-    assert store.missing_ids(["ride-1", "ride-2", "ride-3"]) == ["ride-3"]
-    store.add_feedback([("ride-1", 7.0)])
+    assert store.missing_ids("m", ["ride-1", "ride-2", "ride-3"]) == ["ride-3"]
+    store.add_feedback("m", [("ride-1", 7.0)])
     assert store.read_frame().set_index("id").loc["ride-2", "prediction"] == 20.0
 
 
@@ -96,15 +96,15 @@ def test_generated_ids_resolve_without_an_index_row(store: PredictionStore) -> N
     store.insert_batches([b])
     unknown_row = f"{b.batch_id}-2"
     unknown_batch = f"{new_batch_id()}-0"
-    assert store.missing_ids([*b.ids, unknown_row, unknown_batch]) == [unknown_row, unknown_batch]
+    assert store.missing_ids("m", [*b.ids, unknown_row, unknown_batch]) == [unknown_row, unknown_batch]
 
 
 def test_feedback_export_and_since(store: PredictionStore) -> None:
     old = _batch(1, when=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
     new = _batch(2)
     store.insert_batches([old, new])
-    store.add_feedback([(new.ids[0], 5.0)])
-    store.add_feedback([(new.ids[0], 6.0)])  # corrected ground truth replaces the old one
+    store.add_feedback("m", [(new.ids[0], 5.0)])
+    store.add_feedback("m", [(new.ids[0], 6.0)])  # corrected ground truth replaces the old one
     frame = store.read_frame(since=dt.datetime(2021, 1, 1, tzinfo=dt.UTC)).set_index("id")
     assert sorted(frame.index) == sorted(new.ids)
     assert frame.loc[new.ids[0], "actual"] == 6.0
