@@ -32,7 +32,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from mlrig.errors import StoreUnavailableError
 from mlrig.predictions.faults import fault, store_faults
 from mlrig.predictions.records import PredictionBatch, generated_ids, parse_generated_id
-from mlrig.predictions.upgrade import upgrade_namespace
+from mlrig.predictions.upgrade import lock_schema, upgrade_namespace
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -146,27 +146,17 @@ class PredictionStore:
     def create_schema(self) -> None:
         """Create missing tables and bring a store an older mlrig created up to date: ids
         keyed per model (rows kept, see upgrade.py), then the nullable columns later versions
-        added. Safe to call from several processes at once."""
+        added. One transaction under a lock, so processes opening the store together (server
+        workers) take turns instead of failing on each other's tables."""
         try:
-            metadata.create_all(self.engine)
-            upgrade_namespace(self.engine, requests, prediction_ids, feedback)
-            self._add_missing_columns()
+            with self.engine.connect() as conn:
+                lock_schema(conn)
+                metadata.create_all(conn)
+                upgrade_namespace(conn, requests, prediction_ids, feedback)
+                _add_missing_columns(conn)
+                conn.commit()
         except sa.exc.SQLAlchemyError as exc:
             raise fault(f"open {_safe(self.url)}", exc) from exc
-
-    def _add_missing_columns(self) -> None:
-        inspector = sa.inspect(self.engine)
-        for table in metadata.sorted_tables:
-            present = {c["name"] for c in inspector.get_columns(table.name)}
-            missing = [c for c in table.columns if c.name not in present]
-            if not missing:
-                continue
-            with self.engine.begin() as conn:
-                for column in missing:
-                    kind = column.type.compile(dialect=self.engine.dialect)
-                    conn.exec_driver_sql(
-                        f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'
-                    )
 
     def insert_batches(self, batches: Sequence[PredictionBatch]) -> None:
         """Insert ``batches`` in one transaction; committed (durable) when this returns."""
@@ -376,6 +366,16 @@ class PredictionStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _add_missing_columns(conn: sa.Connection) -> None:
+    inspector = sa.inspect(conn)
+    for table in metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present:
+                kind = column.type.compile(dialect=conn.dialect)
+                conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
 
 
 def _chunks(values: list[str], size: int = 500) -> Iterator[list[str]]:
