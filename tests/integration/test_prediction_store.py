@@ -96,7 +96,10 @@ def test_generated_ids_resolve_without_an_index_row(store: PredictionStore) -> N
     store.insert_batches([b])
     unknown_row = f"{b.batch_id}-2"
     unknown_batch = f"{new_batch_id()}-0"
-    assert store.missing_ids("m", [*b.ids, unknown_row, unknown_batch]) == [unknown_row, unknown_batch]
+    assert store.missing_ids("m", [*b.ids, unknown_row, unknown_batch]) == [
+        unknown_row,
+        unknown_batch,
+    ]
 
 
 def test_feedback_export_and_since(store: PredictionStore) -> None:
@@ -152,3 +155,74 @@ def test_server_logs_to_postgresql_when_configured(trained_home: Path, postgres_
         embedded = PredictionStore(f"sqlite:///{local}")
         assert embedded.count() == 0
         embedded.close()
+
+
+def test_since_with_a_non_utc_offset_means_the_same_instant_everywhere(
+    store: PredictionStore,
+) -> None:
+    """SQLite keeps naive UTC text: an aware bound used to be compared by its wall clock."""
+    from mlrig.predictions.labelled import read_labelled
+    from mlrig.predictions.window import read_window
+
+    t0 = dt.datetime(2026, 11, 1, 10, tzinfo=dt.UTC)
+    batches = [_batch(1, [f"h{h}"], t0 + dt.timedelta(hours=h)) for h in range(3)]  # 10,11,12Z
+    store.insert_batches(batches)
+    store.add_feedback("m", [(f"h{h}", float(h)) for h in range(3)])
+    plus_two = dt.timezone(dt.timedelta(hours=2))
+    since = dt.datetime(2026, 11, 1, 13, 30, tzinfo=plus_two)  # 11:30Z
+    minus_five = dt.timezone(dt.timedelta(hours=-5))
+    assert since == dt.datetime(2026, 11, 1, 6, 30, tzinfo=minus_five)
+    for bound in (since, since.astimezone(minus_five), since.astimezone(dt.UTC)):
+        assert store.read_frame(since=bound)["id"].tolist() == ["h2"]
+        assert read_labelled(store, "m", since=bound)["id"].tolist() == ["h2"]
+        assert read_window(store, "m", since=bound).n_rows == 1
+
+
+def test_concurrent_corrections_of_the_same_ids_never_fail(store: PredictionStore) -> None:
+    """Feedback used to be delete-then-insert: two requests correcting one id at once could
+    both insert it and one failed on the primary key (503 on PostgreSQL). Now an upsert."""
+    import threading
+
+    store.insert_batches([_batch(2, ["a", "b"])])
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def correct(worker: int) -> None:
+        start.wait()
+        for k in range(15):
+            try:
+                store.add_feedback("m", [("a", worker * 100.0 + k), ("b", -1.0)])
+            except BaseException as exc:  # collected: the assertion below shows them
+                errors.append(exc)
+
+    threads = [threading.Thread(target=correct, args=(w,)) for w in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    assert store.feedback_count("m") == 2
+    actual = store.read_frame().set_index("id").loc["a", "actual"]
+    assert actual in {w * 100.0 + 14 for w in range(6)}  # some worker's last correction
+
+
+def test_every_operation_on_an_unreachable_store_is_a_store_error() -> None:
+    """No raw SQLAlchemy exception (which the app turned into a 503 for bugs too, and the CLI
+    into a traceback); the message names the operation, never the password or the ids."""
+    from tests.conftest import free_port
+
+    url = f"postgresql+psycopg://postgres:hunter2@127.0.0.1:{free_port()}/x?connect_timeout=2"
+    store = PredictionStore(url)
+    calls = {
+        "look up prediction ids": lambda: store.missing_ids("m", ["ride-secret"]),
+        "store feedback": lambda: store.add_feedback("m", [("ride-secret", 1.0)]),
+        "read the prediction log": lambda: store.read_frame(),
+        "count predictions": store.count,
+        "count feedback": store.feedback_count,
+        "open": store.create_schema,
+    }
+    for what, call in calls.items():
+        with pytest.raises(StoreUnavailableError, match=f"cannot {what}") as err:
+            call()
+        assert "hunter2" not in str(err.value) and "ride-secret" not in str(err.value)
+    store.close()
