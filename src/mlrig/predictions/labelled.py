@@ -1,9 +1,10 @@
 """The labelled production rows of one model: logged features joined with their feedback.
 
 A retrain learns from these. The join starts from the model's feedback (one row per
-(model, prediction id): the latest value wins in the store) and fetches only the requests that hold those ids, so its cost
-follows the labelled rows, not the size of the log. An id logged twice (a client retried a
-request with the same id) keeps its first prediction, as the feedback endpoint does.
+(model, prediction id): the latest value wins in the store) and fetches only the requests
+that hold those ids, so its cost follows the labelled rows, not the size of the log. An id
+logged twice (a client retried a request with the same id) keeps its first prediction, as the
+feedback endpoint does.
 """
 
 from __future__ import annotations
