@@ -82,6 +82,9 @@ def test_ids_are_per_model_from_predict_to_export(url: str, tmp_path: Path) -> N
         assert n.post("/feedback", json={"id": "42", "actual": 2.5}).status_code == 200
         unknown = m.post("/feedback", json={"id": "n-only", "actual": 9})  # n's id, not m's
         assert unknown.status_code == 404 and unknown.json()["ids"] == ["n-only"]
+        # a generated id (<batch>-<row>) belongs to the model that answered it, too
+        generated = m.post("/predict", json={"x1": 0, "x2": 0}).json()["predictions"][0]["id"]
+        assert n.post("/feedback", json={"id": generated, "actual": 1}).status_code == 404
     store = _reader(url)
     try:
         by_model = {name: read_labelled(store, name) for name in ("m", "n")}
@@ -94,7 +97,7 @@ def test_ids_are_per_model_from_predict_to_export(url: str, tmp_path: Path) -> N
         assert frame.loc[("m", "42"), "actual"] == 1.5
         assert frame.loc[("n", "42"), "actual"] == 2.5
         assert pd.isna(frame.loc[("n", "n-only"), "actual"])
-        assert len(frame) == 3  # three predictions, none duplicated by the join
+        assert len(frame) == 4  # four predictions, none duplicated by the join
         assert store.feedback_count() == 2 and store.feedback_count("m") == 1
     finally:
         store.close()
