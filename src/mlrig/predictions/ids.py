@@ -31,7 +31,7 @@ def _kind(value: object) -> str:
     return {
         type(None): "null",
         bool: "a boolean",
-        float: "a number with a fraction",
+        float: "a floating-point number (send large or fractional ids as strings)",
         list: "a list",
         dict: "an object",
     }.get(type(value), type(value).__name__)

@@ -99,3 +99,14 @@ def test_a_body_at_the_limit_is_read_whole() -> None:
             yield b"x" * 256
 
     assert asyncio.run(read_body({}, parts(), limit=1024)) == b"x" * 1024
+
+
+def test_the_documented_schema_states_the_same_id_rule() -> None:
+    from mlrig.predictions.ids import MAX_ID_CHARS
+    from mlrig.serving.schemas import feedback_schema
+
+    schema = feedback_schema()["requestBody"]["content"]["application/json"]["schema"]
+    as_text = schema["anyOf"][0]["properties"]["id"]["anyOf"][0]
+    assert as_text["maxLength"] == MAX_ID_CHARS and as_text["minLength"] == 1
+    assert _refusal([{"id": "x" * (MAX_ID_CHARS + 1), "actual": 1}]).field == "id"
+    assert parse_feedback(orjson.dumps({"id": "x" * MAX_ID_CHARS, "actual": 1}))[0][1] == 1.0
