@@ -179,6 +179,12 @@ def test_a_store_fault_is_a_503_logged_without_ids_or_values(
         assert r.status_code == 503 and r.json() == {"error": "prediction store unavailable"}
         # the fault passed and the store still takes good feedback
         assert client.post("/feedback", json={"id": secret_id, "actual": 5}).status_code == 200
+    store = _reader(url)
+    try:  # the refused value left nothing behind; the retry is stored once
+        assert store.read_frame()[["id", "actual"]].values.tolist() == [[secret_id, 5.0]]
+        assert store.feedback_count() == 1
+    finally:
+        store.close()
     logged = [rec.getMessage() for rec in caplog.records if "feedback" in rec.getMessage()]
     # the fault's class (SQLite: IntegrityError, psycopg: CheckViolation) and what failed
     assert any(

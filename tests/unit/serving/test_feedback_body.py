@@ -110,3 +110,15 @@ def test_the_documented_schema_states_the_same_id_rule() -> None:
     assert as_text["maxLength"] == MAX_ID_CHARS and as_text["minLength"] == 1
     assert _refusal([{"id": "x" * (MAX_ID_CHARS + 1), "actual": 1}]).field == "id"
     assert parse_feedback(orjson.dumps({"id": "x" * MAX_ID_CHARS, "actual": 1}))[0][1] == 1.0
+
+
+def test_a_client_that_disconnects_mid_body_gets_a_400_not_a_partial_read() -> None:
+    from starlette.requests import ClientDisconnect
+
+    async def parts() -> AsyncIterator[bytes]:
+        yield b'[{"id": "a", "actual": 1},'
+        raise ClientDisconnect()
+
+    with pytest.raises(RequestError) as err:
+        asyncio.run(read_body({}, parts(), limit=1024))
+    assert err.value.status == 400 and "disconnected" in err.value.message
