@@ -226,3 +226,32 @@ def test_every_operation_on_an_unreachable_store_is_a_store_error() -> None:
             call()
         assert "hunter2" not in str(err.value) and "ride-secret" not in str(err.value)
     store.close()
+
+
+def test_a_failed_group_commit_is_logged_without_ids_or_features(
+    store: PredictionStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real failing commit: on PostgreSQL an id with a NUL byte (what used to fail whole
+    group commits when it slipped past the edge), on SQLite a trigger refusing the id row.
+    The writer's log line named the driver error with every bound id and feature blob."""
+    import logging
+
+    secret = "ride-secret-\x00-42"
+    if store.engine.dialect.name == "sqlite":
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON prediction_ids "
+                "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+    batch = _batch(2, [secret, "ride-other-7"])
+    writer = GroupCommitWriter(store)
+    writer.start()
+    with caplog.at_level(logging.DEBUG), pytest.raises(StoreUnavailableError):
+        asyncio.run(writer.write([batch]))
+    writer.stop()
+    assert store.count() == 0  # nothing of the failed commit was kept
+    lines = [rec.getMessage() for rec in caplog.records]
+    assert any("cannot write predictions" in line for line in lines), lines
+    for line in lines:
+        assert "ride-secret" not in line and "ride-other-7" not in line
+        assert "INSERT" not in line and "parameters" not in line

@@ -159,7 +159,8 @@ class PredictionStore:
             raise fault(f"open {_safe(self.url)}", exc) from exc
 
     def insert_batches(self, batches: Sequence[PredictionBatch]) -> None:
-        """Insert ``batches`` in one transaction; committed (durable) when this returns."""
+        """Insert ``batches`` in one transaction; committed (durable) when this returns.
+        Raises StoreUnavailableError (nothing of the batch stored) on a store fault."""
         if not batches:
             return
         sqlite = self.sqlite
@@ -192,7 +193,8 @@ class PredictionStore:
             )
             if b.client_ids:
                 id_rows.extend((b.model_name, pid, b.batch_id, i) for i, pid in enumerate(b.ids))
-        with self.engine.begin() as conn:
+        # the driver's error would quote every id and feature blob of the commit
+        with store_faults("write predictions"), self.engine.begin() as conn:
             conn.exec_driver_sql(self._insert_requests, rows)
             if id_rows:
                 conn.exec_driver_sql(self._insert_ids, id_rows)
