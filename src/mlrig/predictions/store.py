@@ -32,7 +32,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from mlrig.errors import StoreUnavailableError
 from mlrig.predictions.faults import fault, store_faults
 from mlrig.predictions.records import PredictionBatch, generated_ids, parse_generated_id
-from mlrig.predictions.upgrade import lock_schema, upgrade_namespace
+from mlrig.predictions.upgrade import add_missing_columns, lock_schema, upgrade_namespace
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -153,7 +153,7 @@ class PredictionStore:
                 lock_schema(conn)
                 metadata.create_all(conn)
                 upgrade_namespace(conn, requests, prediction_ids, feedback)
-                _add_missing_columns(conn)
+                add_missing_columns(conn, metadata)
                 conn.commit()
         except sa.exc.SQLAlchemyError as exc:
             raise fault(f"open {_safe(self.url)}", exc) from exc
@@ -368,16 +368,6 @@ class PredictionStore:
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-def _add_missing_columns(conn: sa.Connection) -> None:
-    inspector = sa.inspect(conn)
-    for table in metadata.sorted_tables:
-        present = {c["name"] for c in inspector.get_columns(table.name)}
-        for column in table.columns:
-            if column.name not in present:
-                kind = column.type.compile(dialect=conn.dialect)
-                conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
 
 
 def _chunks(values: list[str], size: int = 500) -> Iterator[list[str]]:

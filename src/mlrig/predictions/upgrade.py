@@ -59,6 +59,17 @@ def upgrade_namespace(
     return True
 
 
+def add_missing_columns(conn: sa.Connection, metadata: sa.MetaData) -> None:
+    """Add the nullable columns later versions introduced (nothing is dropped or rewritten)."""
+    inspector = sa.inspect(conn)
+    for table in metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present:
+                kind = column.type.compile(dialect=conn.dialect)
+                conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
+
+
 def _needs_upgrade(inspector: sa.Inspector, tables: tuple[str, ...]) -> bool:
     present = set(inspector.get_table_names())
     return any(
