@@ -178,3 +178,24 @@ def test_servers_opening_an_old_store_at_once_upgrade_it_once(url: str) -> None:
     finally:
         for s in stores:
             s.close()
+
+
+def test_a_store_missing_later_nullable_columns_gets_them_and_keeps_its_rows(url: str) -> None:
+    store = PredictionStore(url)
+    store.create_schema()
+    x = np.array([[1.0], [2.0]])
+    batch = PredictionBatch(
+        new_batch_id(), ["p", "q"], True, T0, "m", "1", "predict", ("a",), x, x[:, 0], 1.0
+    )
+    store.insert_batches([batch])
+    with store.engine.begin() as conn:  # as a version before classifiers left it
+        conn.exec_driver_sql("ALTER TABLE prediction_requests DROP COLUMN classes")
+        conn.exec_driver_sql("ALTER TABLE prediction_requests DROP COLUMN probabilities")
+    store.create_schema()
+    try:
+        columns = {c["name"] for c in sa.inspect(store.engine).get_columns("prediction_requests")}
+        assert {"classes", "probabilities"} <= columns
+        assert store.read_frame()["id"].tolist() == ["p", "q"]
+        assert store.missing_ids("m", ["p", "q"]) == []
+    finally:
+        store.close()
