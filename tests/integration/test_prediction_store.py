@@ -255,3 +255,14 @@ def test_a_failed_group_commit_is_logged_without_ids_or_features(
     for line in lines:
         assert "ride-secret" not in line and "ride-other-7" not in line
         assert "INSERT" not in line and "parameters" not in line
+
+
+def test_looking_up_more_ids_than_one_statement_may_bind(store: PredictionStore) -> None:
+    """PostgreSQL binds at most 65,535 parameters per statement (SQLite 32,766): a feedback
+    body of 70,000 ids (well under the 8 MB body limit) used to fail the lookup with a 503."""
+    known = _batch(3, ["k0", "k1", "k2"])
+    generated = _batch(2)
+    store.insert_batches([known, generated])
+    unknown = [f"u{i}" for i in range(70_000)]
+    asked = ["k1", *unknown[:35_000], *generated.ids, "k0", *unknown[35_000:], "k2"]
+    assert store.missing_ids("m", asked) == unknown
