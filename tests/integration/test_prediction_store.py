@@ -258,8 +258,9 @@ def test_a_failed_group_commit_is_logged_without_ids_or_features(
 
 
 def test_looking_up_more_ids_than_one_statement_may_bind(store: PredictionStore) -> None:
-    """PostgreSQL binds at most 65,535 parameters per statement (SQLite 32,766): a feedback
-    body of 70,000 ids (well under the 8 MB body limit) used to fail the lookup with a 503."""
+    """PostgreSQL binds at most 65,535 parameters per statement (SQLite's limit depends on its
+    build): a feedback body of 70,000 ids (under the 8 MB body limit) failed the lookup on
+    PostgreSQL ("number of parameters must be between 0 and 65535") and answered 503."""
     known = _batch(3, ["k0", "k1", "k2"])
     generated = _batch(2)
     store.insert_batches([known, generated])
