@@ -350,7 +350,7 @@ def log_traffic(
         ids += records[-1].ids
     store.insert_batches(records)
     if actual is not None:
-        store.add_feedback(list(zip(ids, (float(a) for a in actual), strict=True)))
+        store.add_feedback(predictor.name, list(zip(ids, (float(a) for a in actual), strict=True)))
 
 
 def prediction_store(home: Path) -> PredictionStore:

@@ -49,7 +49,8 @@ def test_joins_feedback_by_client_and_generated_ids(store: PredictionStore) -> N
     second = _batch([[3, 30], [4, 40], [5, 50]], minutes=2)
     other_model = _batch([[9, 90]], ["o1"], model="other", minutes=3)
     store.insert_batches([first, second, other_model])
-    store.add_feedback([("c2", 2.5), (second.ids[0], 3.5), (second.ids[2], 5.5), ("o1", 9.5)])
+    store.add_feedback("m", [("c2", 2.5), (second.ids[0], 3.5), (second.ids[2], 5.5)])
+    store.add_feedback("other", [("o1", 9.5)])
 
     frame = read_labelled(store, "m")
     # unlabelled rows (c1, second row of the second request) and the other model are left out
@@ -62,8 +63,8 @@ def test_joins_feedback_by_client_and_generated_ids(store: PredictionStore) -> N
 def test_a_retried_client_id_counts_once_and_latest_feedback_wins(store: PredictionStore) -> None:
     store.insert_batches([_batch([[1, 1]], ["dup"], minutes=1)])
     store.insert_batches([_batch([[7, 7]], ["dup"], minutes=2)])  # a retry logged again
-    store.add_feedback([("dup", 1.0)])
-    store.add_feedback([("dup", 2.0)])
+    store.add_feedback("m", [("dup", 1.0)])
+    store.add_feedback("m", [("dup", 2.0)])
 
     frame = read_labelled(store, "m")
     assert frame["id"].tolist() == ["dup"]
@@ -77,6 +78,6 @@ def test_since_keeps_only_newer_requests_and_no_feedback_means_empty(
     old, new = _batch([[1, 1]], ["old"], minutes=1), _batch([[2, 2]], ["new"], minutes=30)
     store.insert_batches([old, new])
     assert read_labelled(store, "m").empty
-    store.add_feedback([("old", 1.0), ("new", 2.0)])
+    store.add_feedback("m", [("old", 1.0), ("new", 2.0)])
     frame = read_labelled(store, "m", since=T0 + dt.timedelta(minutes=10))
     assert frame["id"].tolist() == ["new"]

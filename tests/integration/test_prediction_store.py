@@ -86,8 +86,8 @@ def test_rows_come_back_one_per_prediction_with_features(store: PredictionStore)
 def test_retried_client_id_keeps_its_first_prediction(store: PredictionStore) -> None:
     store.insert_batches([_batch(1, ["ride-1"])])
     store.insert_batches([_batch(2, ["ride-1", "ride-2"])])
-    assert store.missing_ids(["ride-1", "ride-2", "ride-3"]) == ["ride-3"]
-    store.add_feedback([("ride-1", 7.0)])
+    assert store.missing_ids("m", ["ride-1", "ride-2", "ride-3"]) == ["ride-3"]
+    store.add_feedback("m", [("ride-1", 7.0)])
     assert store.read_frame().set_index("id").loc["ride-2", "prediction"] == 20.0
 
 
@@ -96,15 +96,18 @@ def test_generated_ids_resolve_without_an_index_row(store: PredictionStore) -> N
     store.insert_batches([b])
     unknown_row = f"{b.batch_id}-2"
     unknown_batch = f"{new_batch_id()}-0"
-    assert store.missing_ids([*b.ids, unknown_row, unknown_batch]) == [unknown_row, unknown_batch]
+    assert store.missing_ids("m", [*b.ids, unknown_row, unknown_batch]) == [
+        unknown_row,
+        unknown_batch,
+    ]
 
 
 def test_feedback_export_and_since(store: PredictionStore) -> None:
     old = _batch(1, when=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
     new = _batch(2)
     store.insert_batches([old, new])
-    store.add_feedback([(new.ids[0], 5.0)])
-    store.add_feedback([(new.ids[0], 6.0)])  # corrected ground truth replaces the old one
+    store.add_feedback("m", [(new.ids[0], 5.0)])
+    store.add_feedback("m", [(new.ids[0], 6.0)])  # corrected ground truth replaces the old one
     frame = store.read_frame(since=dt.datetime(2021, 1, 1, tzinfo=dt.UTC)).set_index("id")
     assert sorted(frame.index) == sorted(new.ids)
     assert frame.loc[new.ids[0], "actual"] == 6.0
@@ -152,3 +155,115 @@ def test_server_logs_to_postgresql_when_configured(trained_home: Path, postgres_
         embedded = PredictionStore(f"sqlite:///{local}")
         assert embedded.count() == 0
         embedded.close()
+
+
+def test_since_with_a_non_utc_offset_means_the_same_instant_everywhere(
+    store: PredictionStore,
+) -> None:
+    """SQLite keeps naive UTC text: an aware bound used to be compared by its wall clock."""
+    from mlrig.predictions.labelled import read_labelled
+    from mlrig.predictions.window import read_window
+
+    t0 = dt.datetime(2026, 11, 1, 10, tzinfo=dt.UTC)
+    batches = [_batch(1, [f"h{h}"], t0 + dt.timedelta(hours=h)) for h in range(3)]  # 10,11,12Z
+    store.insert_batches(batches)
+    store.add_feedback("m", [(f"h{h}", float(h)) for h in range(3)])
+    plus_two = dt.timezone(dt.timedelta(hours=2))
+    since = dt.datetime(2026, 11, 1, 13, 30, tzinfo=plus_two)  # 11:30Z
+    minus_five = dt.timezone(dt.timedelta(hours=-5))
+    assert since == dt.datetime(2026, 11, 1, 6, 30, tzinfo=minus_five)
+    for bound in (since, since.astimezone(minus_five), since.astimezone(dt.UTC)):
+        assert store.read_frame(since=bound)["id"].tolist() == ["h2"]
+        assert read_labelled(store, "m", since=bound)["id"].tolist() == ["h2"]
+        assert read_window(store, "m", since=bound).n_rows == 1
+
+
+def test_concurrent_corrections_of_the_same_ids_never_fail(store: PredictionStore) -> None:
+    """Feedback used to be delete-then-insert: two requests correcting one id at once could
+    both insert it and one failed on the primary key (503 on PostgreSQL). Now an upsert."""
+    import threading
+
+    store.insert_batches([_batch(2, ["a", "b"])])
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def correct(worker: int) -> None:
+        start.wait()
+        for k in range(15):
+            try:
+                store.add_feedback("m", [("a", worker * 100.0 + k), ("b", -1.0)])
+            except BaseException as exc:  # collected: the assertion below shows them
+                errors.append(exc)
+
+    threads = [threading.Thread(target=correct, args=(w,)) for w in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    assert store.feedback_count("m") == 2
+    actual = store.read_frame().set_index("id").loc["a", "actual"]
+    assert actual in {w * 100.0 + 14 for w in range(6)}  # some worker's last correction
+
+
+def test_every_operation_on_an_unreachable_store_is_a_store_error() -> None:
+    """No raw SQLAlchemy exception (which the app turned into a 503 for bugs too, and the CLI
+    into a traceback); the message names the operation, never the password or the ids."""
+    from tests.conftest import free_port
+
+    url = f"postgresql+psycopg://postgres:hunter2@127.0.0.1:{free_port()}/x?connect_timeout=2"
+    store = PredictionStore(url)
+    calls = {
+        "look up prediction ids": lambda: store.missing_ids("m", ["ride-secret"]),
+        "store feedback": lambda: store.add_feedback("m", [("ride-secret", 1.0)]),
+        "read the prediction log": lambda: store.read_frame(),
+        "count predictions": store.count,
+        "count feedback": store.feedback_count,
+        "open": store.create_schema,
+    }
+    for what, call in calls.items():
+        with pytest.raises(StoreUnavailableError, match=f"cannot {what}") as err:
+            call()
+        assert "hunter2" not in str(err.value) and "ride-secret" not in str(err.value)
+    store.close()
+
+
+def test_a_failed_group_commit_is_logged_without_ids_or_features(
+    store: PredictionStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real failing commit: on PostgreSQL an id with a NUL byte (what used to fail whole
+    group commits when it slipped past the edge), on SQLite a trigger refusing the id row.
+    The writer's log line named the driver error with every bound id and feature blob."""
+    import logging
+
+    secret = "ride-secret-\x00-42"
+    if store.engine.dialect.name == "sqlite":
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON prediction_ids "
+                "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+    batch = _batch(2, [secret, "ride-other-7"])
+    writer = GroupCommitWriter(store)
+    writer.start()
+    with caplog.at_level(logging.DEBUG), pytest.raises(StoreUnavailableError):
+        asyncio.run(writer.write([batch]))
+    writer.stop()
+    assert store.count() == 0  # nothing of the failed commit was kept
+    lines = [rec.getMessage() for rec in caplog.records]
+    assert any("cannot write predictions" in line for line in lines), lines
+    for line in lines:
+        assert "ride-secret" not in line and "ride-other-7" not in line
+        assert "INSERT" not in line and "parameters" not in line
+
+
+def test_looking_up_more_ids_than_one_statement_may_bind(store: PredictionStore) -> None:
+    """PostgreSQL binds at most 65,535 parameters per statement (SQLite's limit depends on its
+    build): a feedback body of 70,000 ids (under the 8 MB body limit) failed the lookup on
+    PostgreSQL ("number of parameters must be between 0 and 65535") and answered 503."""
+    known = _batch(3, ["k0", "k1", "k2"])
+    generated = _batch(2)
+    store.insert_batches([known, generated])
+    unknown = [f"u{i}" for i in range(70_000)]
+    asked = ["k1", *unknown[:35_000], *generated.ids, "k0", *unknown[35_000:], "k2"]
+    assert store.missing_ids("m", asked) == unknown

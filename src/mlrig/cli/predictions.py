@@ -16,23 +16,34 @@ app = typer.Typer(help="Read logged predictions and feedback.", no_args_is_help=
 @app.command("export")
 def export_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
-    since: Annotated[str | None, typer.Option(help="ISO time or age (30m, 12h, 7d).")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="ISO time (UTC unless it has an offset) or age (30m, 12h, 7d)."),
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="parquet | csv")] = "parquet",
     config: ConfigOpt = None,
     home: HomeOpt = None,
 ) -> None:
-    """Predictions (one column per feature) joined to their feedback, oldest first."""
+    """Predictions (one column per feature) joined to their feedback by model and id, oldest
+    first. A store fault exits with code 5 (StoreUnavailableError) and writes no file."""
     from mlrig.config import parse_since
     from mlrig.predictions.store import PredictionStore
 
     if fmt not in ("parquet", "csv"):
         raise ConfigError(f"--format {fmt!r}: expected parquet or csv")
+    lower = parse_since(since)
     settings = settings_from(config, home)
     store = PredictionStore(settings.predictions_url)
-    store.create_schema()
-    frame = store.read_frame(parse_since(since))
-    if fmt == "parquet":
-        frame.to_parquet(output, index=False)
-    else:
-        frame.to_csv(output, index=False)
+    try:
+        store.create_schema()
+        frame = store.read_frame(lower)
+    finally:
+        store.close()
+    try:
+        if fmt == "parquet":
+            frame.to_parquet(output, index=False)
+        else:
+            frame.to_csv(output, index=False)
+    except OSError as exc:
+        raise ConfigError(f"--output {output}: cannot write ({exc.strerror or exc})") from exc
     typer.echo(f"{len(frame)} predictions → {output}", err=True)

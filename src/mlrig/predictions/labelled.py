@@ -1,9 +1,10 @@
 """The labelled production rows of one model: logged features joined with their feedback.
 
-A retrain learns from these. The join starts from the feedback (one row per prediction id: the
-latest value wins in the store) and fetches only the requests that hold those ids, so its cost
-follows the labelled rows, not the size of the log. An id logged twice (a client retried a
-request with the same id) keeps its first prediction, as the feedback endpoint does.
+A retrain learns from these. The join starts from the model's feedback (one row per
+(model, prediction id): the latest value wins in the store) and fetches only the requests
+that hold those ids, so its cost follows the labelled rows, not the size of the log. An id
+logged twice (a client retried a request with the same id) keeps its first prediction, as the
+feedback endpoint does.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import orjson
 import sqlalchemy as sa
 
-from mlrig.errors import StoreUnavailableError
+from mlrig.predictions.faults import store_faults
 from mlrig.predictions.records import parse_generated_id
 from mlrig.predictions.store import (
     PredictionStore,
@@ -41,14 +42,12 @@ def read_labelled(
     ``actual`` and ``feedback_at``. Empty (no columns) when there is none."""
     import pandas as pd
 
-    try:
-        with store.engine.connect() as conn:
-            truth = _feedback_rows(conn)
-            if truth.empty:
-                return pd.DataFrame()
-            batches = _requests(conn, model_name, since, truth["batch_id"].unique().tolist())
-    except sa.exc.SQLAlchemyError as exc:
-        raise StoreUnavailableError(f"prediction store: cannot read feedback ({exc})") from exc
+    lower = None if since is None else store.time_bound(since)
+    with store_faults("read feedback"), store.engine.connect() as conn:
+        truth = _feedback_rows(conn, model_name)
+        if truth.empty:
+            return pd.DataFrame()
+        batches = _requests(conn, model_name, lower, truth["batch_id"].unique().tolist())
     return join_labelled(truth, batches)
 
 
@@ -94,8 +93,8 @@ def join_labelled(truth: pd.DataFrame, batches: list[dict[str, Any]]) -> pd.Data
     return frame.drop_duplicates(ID, keep="first").reset_index(drop=True)
 
 
-def _feedback_rows(conn: sa.Connection) -> pd.DataFrame:
-    """Every feedback row with the (batch_id, row) its id points at."""
+def _feedback_rows(conn: sa.Connection, model_name: str) -> pd.DataFrame:
+    """Every feedback row of ``model_name`` with the (batch_id, row) its id points at."""
     import pandas as pd
 
     query = sa.select(
@@ -104,7 +103,14 @@ def _feedback_rows(conn: sa.Connection) -> pd.DataFrame:
         feedback.c.created_at.label(FEEDBACK_AT),
         prediction_ids.c.batch_id,
         prediction_ids.c.row,
-    ).select_from(feedback.outerjoin(prediction_ids, prediction_ids.c.id == feedback.c.id))
+    ).select_from(
+        feedback.outerjoin(
+            prediction_ids,
+            (prediction_ids.c.model_name == feedback.c.model_name)
+            & (prediction_ids.c.id == feedback.c.id),
+        )
+    )
+    query = query.where(feedback.c.model_name == model_name)
     rows = []
     for pid, actual, at, batch_id, row in conn.execute(query):
         if batch_id is None:

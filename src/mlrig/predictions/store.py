@@ -5,21 +5,34 @@ a ``prediction_ids`` row so feedback can find them. Writes come batched from wri
 go through the DB-API's executemany: SQLAlchemy's per-row parameter processing cost more than
 the commit itself. A retried client id keeps its first prediction (on conflict do nothing),
 so one duplicate never fails a shared commit.
+
+Ids are one namespace per model: ``prediction_ids`` and ``feedback`` are keyed by
+(model_name, id), so two models (or two clients of two models) may both use id "42" and each
+gets its own prediction and its own ground truth. Feedback for an id that already has some
+replaces it (the latest value wins: a corrected label). A store an older mlrig created (ids
+keyed by id alone) is upgraded in place when opened; see upgrade.py.
+
+Every database fault leaves here as StoreUnavailableError, described without the ids or
+features the statement carried (faults.py); anything else is a bug and propagates as itself.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from mlrig.errors import StoreUnavailableError
+from mlrig.predictions.faults import fault, store_faults
 from mlrig.predictions.records import PredictionBatch, generated_ids, parse_generated_id
+from mlrig.predictions.upgrade import add_missing_columns, lock_schema, upgrade_namespace
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,6 +64,7 @@ requests = sa.Table(
 prediction_ids = sa.Table(
     "prediction_ids",
     metadata,
+    sa.Column("model_name", sa.String(256), primary_key=True),
     sa.Column("id", sa.String(128), primary_key=True),
     sa.Column("batch_id", sa.String(64), nullable=False),
     sa.Column("row", sa.Integer, nullable=False),
@@ -59,6 +73,7 @@ prediction_ids = sa.Table(
 feedback = sa.Table(
     "feedback",
     metadata,
+    sa.Column("model_name", sa.String(256), primary_key=True),
     sa.Column("id", sa.String(128), primary_key=True),
     sa.Column("actual", sa.Float, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -119,44 +134,38 @@ class PredictionStore:
             self.engine = sa.create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
         except Exception as exc:
             raise StoreUnavailableError(f"prediction store {_safe(url)}: {exc}") from exc
+        self.sqlite = self.engine.dialect.name == "sqlite"
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         self._insert_requests = _insert_sql(requests, mark, "batch_id")
-        self._insert_ids = _insert_sql(prediction_ids, mark, "id")
+        self._insert_ids = _insert_sql(prediction_ids, mark, "model_name, id")
         self._names_json: dict[tuple[tuple[str, ...], bool], str] = {}
         self._classes: dict[tuple[str, ...], str] = {}
 
     def create_schema(self) -> None:
-        """Create missing tables, and add the nullable columns later versions introduced to a
-        store an older mlrig created (nothing is dropped or rewritten)."""
+        """Create missing tables and bring a store an older mlrig created up to date: ids
+        keyed per model (rows kept, see upgrade.py), then the nullable columns later versions
+        added. One transaction under a lock, so processes opening the store together (server
+        workers) take turns instead of failing on each other's tables."""
         try:
-            metadata.create_all(self.engine)
-            self._add_missing_columns()
+            with self.engine.connect() as conn:
+                lock_schema(conn)
+                metadata.create_all(conn)
+                upgrade_namespace(conn, requests, prediction_ids, feedback)
+                add_missing_columns(conn, metadata)
+                conn.commit()
         except sa.exc.SQLAlchemyError as exc:
-            raise StoreUnavailableError(f"prediction store {_safe(self.url)}: {exc}") from exc
-
-    def _add_missing_columns(self) -> None:
-        inspector = sa.inspect(self.engine)
-        for table in metadata.sorted_tables:
-            present = {c["name"] for c in inspector.get_columns(table.name)}
-            missing = [c for c in table.columns if c.name not in present]
-            if not missing:
-                continue
-            with self.engine.begin() as conn:
-                for column in missing:
-                    kind = column.type.compile(dialect=self.engine.dialect)
-                    conn.exec_driver_sql(
-                        f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'
-                    )
+            raise fault(f"open {_safe(self.url)}", exc) from exc
 
     def insert_batches(self, batches: Sequence[PredictionBatch]) -> None:
-        """Insert ``batches`` in one transaction; committed (durable) when this returns."""
+        """Insert ``batches`` in one transaction; committed (durable) when this returns.
+        Raises StoreUnavailableError (nothing of the batch stored) on a store fault."""
         if not batches:
             return
-        sqlite = self.engine.dialect.name == "sqlite"
+        sqlite = self.sqlite
         rows: list[tuple[Any, ...]] = []
-        id_rows: list[tuple[str, str, int]] = []
+        id_rows: list[tuple[str, str, str, int]] = []
         for b in batches:
             mixed = b.x.dtype == object
             names = self._names_json.get((b.feature_names, mixed))
@@ -183,8 +192,9 @@ class PredictionStore:
                 )
             )
             if b.client_ids:
-                id_rows.extend((pid, b.batch_id, i) for i, pid in enumerate(b.ids))
-        with self.engine.begin() as conn:
+                id_rows.extend((b.model_name, pid, b.batch_id, i) for i, pid in enumerate(b.ids))
+        # the driver's error would quote every id and feature blob of the commit
+        with store_faults("write predictions"), self.engine.begin() as conn:
             conn.exec_driver_sql(self._insert_requests, rows)
             if id_rows:
                 conn.exec_driver_sql(self._insert_ids, id_rows)
@@ -195,53 +205,81 @@ class PredictionStore:
             text = self._classes[classes] = orjson.dumps(list(classes)).decode()
         return text
 
-    def missing_ids(self, ids: Iterable[str]) -> list[str]:
-        """The prediction ids among ``ids`` that the store does not hold."""
+    def missing_ids(self, model_name: str, ids: Iterable[str]) -> list[str]:
+        """The prediction ids among ``ids`` that ``model_name`` never answered, in the order
+        given (each once). Raises StoreUnavailableError on a store fault."""
         wanted = list(dict.fromkeys(ids))
-        with self.engine.connect() as conn:
-            found = set(
-                conn.scalars(sa.select(prediction_ids.c.id).where(prediction_ids.c.id.in_(wanted)))
-            )
+        found: set[str] = set()
+        sizes: dict[str, int] = {}
+        with store_faults("look up prediction ids"), self.engine.connect() as conn:
+            for chunk in _chunks(wanted):
+                found.update(
+                    conn.scalars(
+                        sa.select(prediction_ids.c.id).where(
+                            prediction_ids.c.model_name == model_name,
+                            prediction_ids.c.id.in_(chunk),
+                        )
+                    )
+                )
             generated = {i: parse_generated_id(i) for i in wanted if i not in found}
-            batch_ids = {g[0] for g in generated.values() if g is not None}
-            sizes: dict[str, int] = {}
-            if batch_ids:
-                query = sa.select(requests.c.batch_id, requests.c.n_rows)
-                for batch_id, n_rows in conn.execute(
-                    query.where(requests.c.batch_id.in_(batch_ids))
-                ):
+            batch_ids = list({g[0] for g in generated.values() if g is not None})
+            for chunk in _chunks(batch_ids):
+                query = sa.select(requests.c.batch_id, requests.c.n_rows).where(
+                    requests.c.model_name == model_name, requests.c.batch_id.in_(chunk)
+                )
+                for batch_id, n_rows in conn.execute(query):
                     sizes[batch_id] = int(n_rows)
         for pid, parsed in generated.items():
             if parsed is not None and parsed[1] < sizes.get(parsed[0], 0):
                 found.add(pid)
         return [i for i in wanted if i not in found]
 
-    def add_feedback(self, pairs: Sequence[tuple[str, float]]) -> None:
-        """Store ground truth for known prediction ids (the latest value wins)."""
+    def add_feedback(self, model_name: str, pairs: Sequence[tuple[str, float]]) -> None:
+        """Store ground truth for ``model_name``'s prediction ids in one transaction. An id
+        that already has feedback gets the new value (corrections win); within ``pairs`` the
+        last value of an id wins. Raises StoreUnavailableError on a store fault."""
+        latest = dict(pairs)
+        if not latest:
+            return
         now = dt.datetime.now(dt.UTC)
-        with self.engine.begin() as conn:
-            conn.execute(feedback.delete().where(feedback.c.id.in_([p[0] for p in pairs])))
-            conn.execute(
-                feedback.insert(), [{"id": i, "actual": a, "created_at": now} for i, a in pairs]
-            )
+        rows = [
+            {"model_name": model_name, "id": i, "actual": a, "created_at": now}
+            for i, a in latest.items()
+        ]
+        insert = (sqlite_insert if self.sqlite else pg_insert)(feedback)
+        upsert = insert.on_conflict_do_update(
+            index_elements=[feedback.c.model_name, feedback.c.id],
+            set_={"actual": insert.excluded.actual, "created_at": insert.excluded.created_at},
+        )
+        with store_faults("store feedback"), self.engine.begin() as conn:
+            conn.execute(upsert, rows)
 
     def count(self) -> int:
         """Logged predictions (rows, not requests)."""
-        with self.engine.connect() as conn:
-            return int(
-                conn.scalar(sa.select(sa.func.coalesce(sa.func.sum(requests.c.n_rows), 0))) or 0
-            )
+        query = sa.select(sa.func.coalesce(sa.func.sum(requests.c.n_rows), 0))
+        with store_faults("count predictions"), self.engine.connect() as conn:
+            return int(conn.scalar(query) or 0)
 
-    def feedback_count(self) -> int:
-        """Predictions with ground truth."""
-        with self.engine.connect() as conn:
-            return int(conn.scalar(sa.select(sa.func.count()).select_from(feedback)) or 0)
+    def feedback_count(self, model_name: str | None = None) -> int:
+        """Predictions with ground truth (of ``model_name``, or of every model)."""
+        query = sa.select(sa.func.count()).select_from(feedback)
+        if model_name is not None:
+            query = query.where(feedback.c.model_name == model_name)
+        with store_faults("count feedback"), self.engine.connect() as conn:
+            return int(conn.scalar(query) or 0)
+
+    def time_bound(self, when: dt.datetime) -> dt.datetime:
+        """``when`` as the store compares it with ``created_at``: SQLite keeps naive UTC text
+        and SQLAlchemy would write an aware time's local wall clock, off by its offset."""
+        if self.sqlite and when.tzinfo is not None:
+            return when.astimezone(dt.UTC).replace(tzinfo=None)
+        return when
 
     def save_monitoring(
         self, model_name: str, verdict: str, result: str, report_html: str | None
     ) -> int:
         """Append one monitoring result (JSON text) and its HTML report; returns its id."""
-        with self.engine.begin() as conn:
+        with store_faults("save a monitoring result"), self.engine.begin() as conn:
             done = conn.execute(
                 monitoring_results.insert().values(
                     computed_at=dt.datetime.now(dt.UTC),
@@ -263,12 +301,12 @@ class PredictionStore:
             .order_by(monitoring_results.c.id.desc())
             .limit(1)
         )
-        with self.engine.connect() as conn:
+        with store_faults("read monitoring results"), self.engine.connect() as conn:
             row = conn.execute(query).first()
         return None if row is None else (int(row[0]), str(row[1]))
 
     def monitoring_report(self, result_id: int) -> str | None:
-        with self.engine.connect() as conn:
+        with store_faults("read a monitoring report"), self.engine.connect() as conn:
             return conn.scalar(
                 sa.select(monitoring_results.c.report_html).where(
                     monitoring_results.c.id == result_id
@@ -277,21 +315,24 @@ class PredictionStore:
 
     def read_frame(self, since: dt.datetime | None = None) -> pd.DataFrame:
         """One row per prediction, oldest first: id, request columns, one column per feature,
-        ``prediction``, and ``actual``/``feedback_at`` (NaN when no feedback yet)."""
+        ``prediction``, and ``actual``/``feedback_at`` (NaN when no feedback yet), joined by
+        (model_name, id). Raises StoreUnavailableError on a store fault."""
         import pandas as pd
 
         query = sa.select(requests).order_by(requests.c.created_at)
         if since is not None:
-            query = query.where(requests.c.created_at >= since)
-        with self.engine.connect() as conn:
+            query = query.where(requests.c.created_at >= self.time_bound(since))
+        truth_query = sa.select(
+            feedback.c.model_name,
+            feedback.c.id,
+            feedback.c.actual,
+            feedback.c.created_at.label("feedback_at"),
+        )
+        with store_faults("read the prediction log"), self.engine.connect() as conn:
             batches = conn.execute(query).mappings().all()
             truth = pd.DataFrame(
-                conn.execute(
-                    sa.select(
-                        feedback.c.id, feedback.c.actual, feedback.c.created_at.label("feedback_at")
-                    )
-                ).all(),
-                columns=["id", "actual", "feedback_at"],
+                conn.execute(truth_query).all(),
+                columns=["model_name", "id", "actual", "feedback_at"],
             )
         if not batches:
             return pd.DataFrame()
@@ -323,10 +364,16 @@ class PredictionStore:
                     part[f"proba_{label}"] = proba[:, j]
             parts.append(part)
         frame = pd.concat(parts, ignore_index=True)
-        return frame.merge(truth, on="id", how="left")
+        return frame.merge(truth, on=["model_name", "id"], how="left")
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _chunks(values: list[str], size: int = 500) -> Iterator[list[str]]:
+    """Slices of ``values`` small enough for one IN (...) on every backend."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def _blob(values: np.ndarray) -> bytes:

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
+import sqlalchemy as sa
 
-from mlrig.errors import StoreUnavailableError
+from mlrig.predictions.faults import fault
 from mlrig.predictions.store import PredictionStore, _sqlite_stamp
 
 if TYPE_CHECKING:
@@ -76,10 +77,9 @@ def read_window(
             conn = sa_conn.connection.dbapi_connection
             assert conn is not None
             return _read(store, conn, model_name, since, last)
-    except StoreUnavailableError:
-        raise
-    except Exception as exc:
-        raise StoreUnavailableError(f"prediction store: cannot read the window ({exc})") from exc
+    except (sa.exc.SQLAlchemyError, store.engine.dialect.loaded_dbapi.Error) as exc:
+        # raw DB-API here: the driver's own errors as well as SQLAlchemy's; a bug propagates
+        raise fault("read the window", exc) from exc
 
 
 def _read(
@@ -97,7 +97,7 @@ def _read(
     if last is not None:
         lower, straddling = _cutoff(cur, mark, model_name, lower, last)
     where, params = _where(mark, model_name, lower)
-    feedback = _feedback(cur, mark, lower)
+    feedback = _feedback(cur, mark, model_name, lower)
     # No ORDER BY and no text columns per row: sorting and per-row strings cost more than the
     # blobs (1M one-row requests: 8.1 s → 1.4 s to fetch). Row order is irrelevant to drift;
     # feedback is joined through batch ids, fetched only when there is feedback to join.
@@ -272,19 +272,20 @@ def _drop_first(row: tuple[Any, ...], k: int) -> tuple[Any, ...]:
     return (version, keep, feats, preds, proba, *[(b, k) for b in batch])
 
 
-def _feedback(cur: Any, mark: str, lower: Any) -> pd.DataFrame:
-    """(batch_id, row, actual) of every feedback given since ``lower`` (feedback always comes
-    after its prediction, so older feedback cannot belong to the window)."""
+def _feedback(cur: Any, mark: str, model_name: str, lower: Any) -> pd.DataFrame:
+    """(batch_id, row, actual) of every feedback ``model_name`` got since ``lower`` (feedback
+    always comes after its prediction, so older feedback cannot belong to the window)."""
     import pandas as pd
 
     sql = (
         "SELECT f.id, f.actual, p.batch_id, p.row FROM feedback f "
-        "LEFT JOIN prediction_ids p ON p.id = f.id"
+        "LEFT JOIN prediction_ids p ON p.model_name = f.model_name AND p.id = f.id "
+        f"WHERE f.model_name = {mark}"
     )
     if lower is not None:
-        cur.execute(f"{sql} WHERE f.created_at >= {mark}", (lower,))
+        cur.execute(f"{sql} AND f.created_at >= {mark}", (model_name, lower))
     else:
-        cur.execute(sql)
+        cur.execute(sql, (model_name,))
     frame = pd.DataFrame(cur.fetchall(), columns=["id", "actual", "batch_id", "row"])
     if frame.empty:
         return frame

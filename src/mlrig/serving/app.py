@@ -14,7 +14,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
@@ -25,6 +24,7 @@ from mlrig.predictions.store import PredictionStore
 from mlrig.predictions.writer import GroupCommitWriter
 from mlrig.serving.batcher import PredictBatcher
 from mlrig.serving.fastpath import FastPath
+from mlrig.serving.feedback import FeedbackHandler
 from mlrig.serving.follower import ModelFollower
 from mlrig.serving.handlers import (
     INVOCATIONS,
@@ -66,6 +66,9 @@ def create_app(
     categorical = follower.current.categorical if follower.current else ()
     handler = PredictionHandler(
         follower, PredictBatcher(writer), metrics, cfg.predict_token, cfg.max_body_bytes
+    )
+    feedback_handler = FeedbackHandler(
+        follower, store, metrics, cfg.predict_token, cfg.max_body_bytes
     )
 
     @contextlib.asynccontextmanager
@@ -125,29 +128,7 @@ def create_app(
         openapi_extra=feedback_schema(),
     )
     async def feedback(request: Request) -> Response:
-        denied = token_error(request.headers, cfg.predict_token, "predictions")
-        if denied is not None:
-            return _response(denied)
-        try:
-            body = await _read(request)
-            if isinstance(body, RequestError):
-                raise body
-            pairs = _parse_feedback(body)
-            missing = await asyncio.to_thread(store.missing_ids, [p[0] for p in pairs])
-            if missing:
-                return _response(
-                    json_reply(
-                        {"error": f"unknown prediction id {missing[0]!r}", "ids": missing}, 404
-                    )
-                )
-            await asyncio.to_thread(store.add_feedback, pairs)
-        except RequestError as err:
-            return _response(json_reply(err.as_dict(), err.status))
-        except Exception as exc:  # the DB is down: say so, store nothing half-way
-            log.error("feedback write failed: %s", exc)
-            return _response(json_reply({"error": "prediction store unavailable"}, 503))
-        metrics.requests.labels("feedback", "200").inc()
-        return _response(json_reply({"stored": len(pairs)}))
+        return _response(await feedback_handler.handle(request.headers, request.stream()))
 
     @app.get("/health", summary="Liveness, with the loaded model version")
     async def health() -> Response:
@@ -216,26 +197,3 @@ def create_app(
         return Response(html, media_type="text/html; charset=utf-8")
 
     return FastPath(app, handler)
-
-
-def _parse_feedback(body: bytes) -> list[tuple[str, float]]:
-    if not body.strip():
-        raise RequestError(400, "empty request body: expected {id, actual} or a list of them")
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise RequestError(400, f"body is not valid JSON ({exc})") from exc
-    items = data if isinstance(data, list) else [data]
-    if not items:
-        raise RequestError(400, "no feedback records in the request body")
-    pairs = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict) or "id" not in item:
-            raise RequestError(
-                422, f"record {i}: expected an object with 'id' and 'actual'", i, "id"
-            )
-        actual: Any = item.get("actual")
-        if type(actual) not in (int, float):
-            raise RequestError(422, f"record {i}: 'actual' must be a number", i, "actual")
-        pairs.append((str(item["id"]), float(actual)))
-    return pairs

@@ -7,13 +7,16 @@ The hot routes parse raw bytes themselves (see predictor.py); these pydantic mod
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, Field, StringConstraints, create_model
 
 
 class Feedback(BaseModel):
-    id: str = Field(description="The id returned by /predict.")
+    # the client-id rule of mlrig.predictions.ids (1–128 characters, no NUL), as the server checks it
+    id: (
+        Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00]*$")] | int
+    ) = Field(description="The id returned by /predict (ids are per model).")
     actual: float = Field(description="The observed ground truth.")
 
 

@@ -1,0 +1,201 @@
+"""A store the previous mlrig created (ids keyed by id alone, one namespace for every model) is
+upgraded in place when the new code opens it: every prediction id and every feedback row is
+still found, now under the model that answered it. SQLite and the session PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+import sqlalchemy as sa
+
+from mlrig.predictions.labelled import read_labelled
+from mlrig.predictions.records import PredictionBatch, generated_ids, new_batch_id
+from mlrig.predictions.store import PredictionStore, metadata, requests
+from mlrig.predictions.upgrade import upgrade_namespace
+
+T0 = dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC)
+
+# The schema of the two re-keyed tables as the previous mlrig created them.
+OLD = sa.MetaData()
+requests.to_metadata(OLD)  # unchanged
+sa.Table(
+    "prediction_ids",
+    OLD,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("batch_id", sa.String(64), nullable=False),
+    sa.Column("row", sa.Integer, nullable=False),
+)
+sa.Table(
+    "feedback",
+    OLD,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("actual", sa.Float, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'p.db'}"
+        return
+    pg: str = request.getfixturevalue("postgres_url")
+    engine = sa.create_engine(pg)
+    metadata.drop_all(engine)
+    engine.dispose()
+    yield pg
+
+
+def _request_row(model: str, batch_id: str, x: list[float], minutes: int) -> dict[str, object]:
+    values = np.array(x, dtype="<f8")
+    return {
+        "batch_id": batch_id,
+        "created_at": T0 + dt.timedelta(minutes=minutes),
+        "model_name": model,
+        "model_version": "1",
+        "endpoint": "predict",
+        "n_rows": len(x),
+        "feature_names": orjson.dumps(["a"]).decode(),
+        "features": values.tobytes(),
+        "predictions": (values * 10).tobytes(),
+        "ids": None,
+        "latency_ms": 1.0,
+    }
+
+
+def _old_store(url: str) -> dict[str, str]:
+    """An old-schema store: model m (client ids r1, r2; a generated-id request), model n
+    (client id r3), feedback for r1, the second generated id and r3, plus one feedback row
+    whose request is gone. Returns the batch ids by name."""
+    b = {"A": new_batch_id(), "B": new_batch_id(), "C": new_batch_id()}
+    engine = sa.create_engine(url)
+    OLD.create_all(engine)
+    rows = [
+        _request_row("m", b["A"], [1.0, 2.0], 1),
+        _request_row("m", b["B"], [3.0, 4.0], 2),
+        _request_row("n", b["C"], [5.0], 3),
+    ]
+    rows[0]["ids"], rows[2]["ids"] = '["r1", "r2"]', '["r3"]'
+    with engine.begin() as conn:
+        conn.execute(OLD.tables["prediction_requests"].insert(), rows)
+        conn.execute(
+            OLD.tables["prediction_ids"].insert(),
+            [
+                {"id": "r1", "batch_id": b["A"], "row": 0},
+                {"id": "r2", "batch_id": b["A"], "row": 1},
+                {"id": "r3", "batch_id": b["C"], "row": 0},
+            ],
+        )
+        at = T0 + dt.timedelta(hours=1)
+        conn.execute(
+            OLD.tables["feedback"].insert(),
+            [
+                {"id": "r1", "actual": 10.5, "created_at": at},
+                {"id": f"{b['B']}-1", "actual": 40.5, "created_at": at},
+                {"id": "r3", "actual": 50.5, "created_at": at},
+                {"id": "ghost", "actual": 99.0, "created_at": at},
+            ],
+        )
+    engine.dispose()
+    return b
+
+
+def test_an_old_store_is_upgraded_in_place_and_keeps_every_row(url: str) -> None:
+    b = _old_store(url)
+    store = PredictionStore(url)
+    store.create_schema()
+    try:
+        gen = generated_ids(b["B"], 2)
+        assert store.missing_ids("m", ["r1", "r2", *gen, "r3"]) == ["r3"]
+        assert store.missing_ids("n", ["r3", "r1"]) == ["r1"]
+        assert store.count() == 5
+        assert store.feedback_count() == 4  # the orphan too (under model '')
+        m = read_labelled(store, "m")
+        assert m[["id", "a", "actual"]].values.tolist() == [["r1", 1.0, 10.5], [gen[1], 4.0, 40.5]]
+        n = read_labelled(store, "n")
+        assert n[["id", "a", "actual"]].values.tolist() == [["r3", 5.0, 50.5]]
+        frame = store.read_frame()
+        assert len(frame) == 5 and frame["actual"].notna().sum() == 3
+        # the new namespace works on the upgraded tables: n may now use m's id r1
+        x = np.array([[7.0]])
+        batch_id = new_batch_id()
+        store.insert_batches(
+            [
+                PredictionBatch(
+                    batch_id, ["r1"], True, T0, "n", "1", "predict", ("a",), x, x[:, 0], 1.0
+                )
+            ]
+        )
+        store.add_feedback("n", [("r1", 70.5)])
+        n = read_labelled(store, "n")  # oldest request first: the new r1 is logged at T0
+        assert n[["id", "a", "actual"]].values.tolist() == [["r1", 7.0, 70.5], ["r3", 5.0, 50.5]]
+        assert read_labelled(store, "m")["actual"].tolist() == [10.5, 40.5]
+        # a second open finds nothing to do
+        with store.engine.connect() as conn:
+            assert not upgrade_namespace(conn, *_tables())
+        store.create_schema()
+        assert store.feedback_count() == 5
+    finally:
+        store.close()
+
+
+def _tables() -> tuple[sa.Table, sa.Table, sa.Table]:
+    from mlrig.predictions.store import feedback, prediction_ids
+
+    return requests, prediction_ids, feedback
+
+
+def test_servers_opening_an_old_store_at_once_upgrade_it_once(url: str) -> None:
+    """Several workers start together on the old store: one upgrades, the others wait for it
+    and find it done; every row is there once."""
+    _old_store(url)
+    stores = [PredictionStore(url) for _ in range(4)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(stores))
+
+    def open_it(store: PredictionStore) -> None:
+        start.wait()
+        try:
+            store.create_schema()
+        except BaseException as exc:  # reported below, with the others
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    try:
+        assert errors == []
+        assert stores[0].feedback_count() == 4
+        assert stores[0].missing_ids("m", ["r1", "r2"]) == []
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_a_store_missing_later_nullable_columns_gets_them_and_keeps_its_rows(url: str) -> None:
+    store = PredictionStore(url)
+    store.create_schema()
+    x = np.array([[1.0], [2.0]])
+    batch = PredictionBatch(
+        new_batch_id(), ["p", "q"], True, T0, "m", "1", "predict", ("a",), x, x[:, 0], 1.0
+    )
+    store.insert_batches([batch])
+    with store.engine.begin() as conn:  # as a version before classifiers left it
+        conn.exec_driver_sql("ALTER TABLE prediction_requests DROP COLUMN classes")
+        conn.exec_driver_sql("ALTER TABLE prediction_requests DROP COLUMN probabilities")
+    store.create_schema()
+    try:
+        columns = {c["name"] for c in sa.inspect(store.engine).get_columns("prediction_requests")}
+        assert {"classes", "probabilities"} <= columns
+        assert store.read_frame()["id"].tolist() == ["p", "q"]
+        assert store.missing_ids("m", ["p", "q"]) == []
+    finally:
+        store.close()
