@@ -54,7 +54,7 @@ class PickyRegression(LinearRegression):
     """A real fitted regression that raises on rows whose x1 is CURSED: an estimator that
     fails on one request's input but not on its neighbours'."""
 
-    def predict(self, X: Any) -> np.ndarray:  # noqa: N803 (scikit-learn's name)
+    def predict(self, X: Any) -> np.ndarray:
         if np.any(np.asarray(X, dtype=np.float64)[:, 0] == CURSED):
             raise ValueError(f"x1 = {CURSED:g} is not a value this model can predict")
         return np.asarray(super().predict(X))
@@ -63,7 +63,9 @@ class PickyRegression(LinearRegression):
 def picky_model() -> LoadedModel:
     """y = 2·x1 + 10·x2, fitted exactly; model "m" version "7"."""
     x = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0], [3.0, 0.0]])
-    return LoadedModel(PickyRegression().fit(x, 2 * x[:, 0] + 10 * x[:, 1]), "m", "7", None, FEATURES)
+    return LoadedModel(
+        PickyRegression().fit(x, 2 * x[:, 0] + 10 * x[:, 1]), "m", "7", None, FEATURES
+    )
 
 
 def picky_predictor() -> Predictor:

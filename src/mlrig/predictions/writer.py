@@ -13,7 +13,9 @@ Overload and faults never make a request wait forever or memory grow without bou
 - Each submission has a deadline (``commit_timeout_ms``): past it the waiting requests fail with
   LogUnavailableError. Their rows stay queued and are committed if the store recovers — the log
   is *at-least-once*: a 503'd request may still be in the log; a retry with the same client id
-  is deduplicated by the store (it keeps the first: "on conflict do nothing" on the id).
+  is deduplicated by the store's id index (it keeps the first: "on conflict do nothing"), so
+  feedback for that id joins the first prediction. (The retry's request row is stored too:
+  reading the log back shows one row per attempt until the store dedupes on read.)
 - If the writer thread dies (an exception escaping it: a bug), everything it holds fails at once
   and every later submission is refused immediately; ``health()`` says so (/ready answers 503).
 

@@ -183,4 +183,3 @@ def test_health_names_the_first_problem() -> None:
     dead = h(alive=False, last_error="writer thread died: KeyError", queued_rows=10)
     assert "died: KeyError" in (dead.problem() or "")
     assert dead.as_check()["ok"] is False and dead.as_check()["alive"] is False
-
