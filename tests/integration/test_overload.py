@@ -85,7 +85,9 @@ def _serve(tmp_path: Path, serving: dict[str, Any]) -> Iterator[Served]:
     app = create_app(settings, follower, store, writer)
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", log_config=None
+        )
     )
     thread = threading.Thread(target=server.run, name="uvicorn-under-test", daemon=True)
     thread.start()
@@ -242,7 +244,10 @@ def test_an_estimator_failure_answers_only_its_own_request_with_a_500(
     assert logged and isinstance(logged[0].exc_info[1], ValueError)  # type: ignore[index]
 
 
-def test_a_store_fault_on_a_read_route_is_503_and_a_bug_is_a_500_json(tmp_path: Path) -> None:
+def test_a_store_fault_on_a_read_route_is_503_and_a_bug_is_a_500_json(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR)
     with _serve(tmp_path, {"retry_after_s": 5}) as srv:
         assert isinstance(srv.store, _ReportStore)
         srv.store.read_fault = lambda: StoreUnavailableError("prediction store: cannot read")
@@ -253,6 +258,10 @@ def test_a_store_fault_on_a_read_route_is_503_and_a_bug_is_a_500_json(tmp_path: 
         bug = httpx.get(f"{srv.url}/monitoring/report/1", timeout=30)
         assert bug.status_code == 500 and bug.headers["content-type"] == "application/json"
         assert bug.json() == {"error": "internal error (KeyError) on /monitoring/report/1"}
+        # the server logs the traceback just after answering
+        _eventually(
+            lambda: any(r.exc_info and isinstance(r.exc_info[1], KeyError) for r in caplog.records)
+        )
         srv.store.read_fault = None
         missing = httpx.get(f"{srv.url}/monitoring/report/1", timeout=30)
         assert missing.status_code == 404

@@ -104,7 +104,7 @@ def create_app(
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> Response:
-        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        # Starlette re-raises after this answer: the server logs the traceback once.
         body = {"error": f"internal error ({type(exc).__name__}) on {request.url.path}"}
         return _response(json_reply(body, 500))
 
