@@ -66,10 +66,11 @@ class Served:
 
 
 @contextlib.contextmanager
-def _serve(tmp_path: Path, serving: dict[str, Any]) -> Iterator[Served]:
-    settings = load_settings(
-        overrides={"home": tmp_path, "serving": {"poll_interval": 0, **serving}}
-    )
+def _serve(tmp_path: Path, serving: dict[str, Any], url: str | None = None) -> Iterator[Served]:
+    overrides: dict[str, Any] = {"home": tmp_path, "serving": {"poll_interval": 0, **serving}}
+    if url is not None:
+        overrides["predictions"] = {"url": url}
+    settings = load_settings(overrides=overrides)
     model = picky_model()
     follower = ModelFollower("m/7", lambda ref: model, lambda ref: "7", max_rows=1000)
     follower.load_now()
@@ -265,3 +266,37 @@ def test_a_store_fault_on_a_read_route_is_503_and_a_bug_is_a_500_json(
         srv.store.read_fault = None
         missing = httpx.get(f"{srv.url}/monitoring/report/1", timeout=30)
         assert missing.status_code == 404
+
+
+def _fresh_database(postgres_url: str, name: str) -> str:
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return postgres_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def test_a_locked_postgresql_table_answers_503_then_logs_the_request_at_least_once(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """A real stall: another session holds an exclusive lock on the log's table."""
+    url = _fresh_database(postgres_url, "overload_test")
+    with _serve(tmp_path, {"commit_timeout_ms": 500}, url=url) as srv:
+        assert httpx.post(f"{srv.url}/predict", json=_row("warm"), timeout=30).status_code == 200
+        locker = sa.create_engine(url)
+        try:
+            with locker.connect() as conn, conn.begin():
+                conn.exec_driver_sql("LOCK TABLE prediction_requests IN ACCESS EXCLUSIVE MODE")
+                r = httpx.post(f"{srv.url}/predict", json=_row("r1"), timeout=30)
+                assert r.status_code == 503 and r.headers["retry-after"] == "1"
+                ready = srv.ready()
+                assert ready.status_code == 503 and ready.json()["failing"] == ["writer"]
+        finally:
+            locker.dispose()
+        _eventually(lambda: srv.ready().status_code == 200)
+        assert srv.store.missing_ids(["r1"]) == []  # committed once the lock went: at-least-once
+        first = _id_rows(srv.store, "r1")
+        retry = httpx.post(f"{srv.url}/predict", json=_row("r1"), timeout=30)
+        assert retry.status_code == 200
+        assert _id_rows(srv.store, "r1") == first and len(first) == 1  # the id keeps the first
