@@ -17,6 +17,7 @@ from mlrig.tracking.loading import LoadedModel
 
 FEATURES = ("x1", "x2")
 CURSED = 666.0  # PickyRegression refuses any row with this x1
+SHORT = -1.0  # ... and answers one prediction too few for a batch holding a row with this x1
 
 
 class ControlledStore(PredictionStore):
@@ -51,13 +52,15 @@ class ControlledStore(PredictionStore):
 
 
 class PickyRegression(LinearRegression):
-    """A real fitted regression that raises on rows whose x1 is CURSED: an estimator that
-    fails on one request's input but not on its neighbours'."""
+    """A real fitted regression that raises on rows whose x1 is CURSED, and drops a prediction
+    when a row's x1 is SHORT: an estimator that misbehaves on one request's input but not on
+    its neighbours'."""
 
     def predict(self, X: Any) -> np.ndarray:
         if np.any(np.asarray(X, dtype=np.float64)[:, 0] == CURSED):
             raise ValueError(f"x1 = {CURSED:g} is not a value this model can predict")
-        return np.asarray(super().predict(X))
+        y = np.asarray(super().predict(X))
+        return y[:-1] if np.any(np.asarray(X, dtype=np.float64)[:, 0] == SHORT) else y
 
 
 def picky_model() -> LoadedModel:

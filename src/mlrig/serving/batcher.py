@@ -126,7 +126,11 @@ def _predict_group(items: list[_Item]) -> list[_Output]:
     predictor = items[0].predictor
     try:
         xs = [i.batch.x for i in items]
-        y, proba = predictor.predict(xs[0] if len(xs) == 1 else np.vstack(xs))
+        x = xs[0] if len(xs) == 1 else np.vstack(xs)
+        y, proba = predictor.predict(x)
+        if len(y) != len(x) or (proba is not None and len(proba) != len(x)):
+            # never answer (or log) one request with another's rows
+            raise ValueError(f"the model returned {len(y)} predictions for {len(x)} rows")
     except Exception as exc:
         if len(items) == 1:
             items[0].future.set_exception(exc)

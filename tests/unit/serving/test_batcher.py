@@ -14,7 +14,7 @@ from mlrig.predictions.records import PredictionBatch
 from mlrig.predictions.writer import GroupCommitWriter, LogUnavailableError
 from mlrig.serving.batcher import PredictBatcher
 from mlrig.serving.predictor import Batch
-from tests.fault_stores import CURSED, ControlledStore, picky_predictor, rows_batch
+from tests.fault_stores import CURSED, SHORT, ControlledStore, picky_predictor, rows_batch
 
 
 @pytest.fixture
@@ -107,6 +107,25 @@ def test_requests_over_the_log_bound_are_refused_before_they_are_predicted(
 
     asyncio.run(scenario())
     assert store.count() == 4 and writer.peak_queued_rows == 4 and writer.refused == 1
+
+
+def test_a_model_answering_too_few_rows_fails_that_request_not_its_neighbours(
+    writer: GroupCommitWriter, store: ControlledStore
+) -> None:
+    """Without the check, the short answer would shift every later request's predictions."""
+    batches = [
+        rows_batch([[1.0, 0.0]], ["a"]),
+        rows_batch([[2.0, 0.0], [SHORT, 0.0]], ["s0", "s1"]),
+        rows_batch([[3.0, 1.0]], ["c"]),
+    ]
+
+    async def scenario() -> list[Any]:
+        return await _settled(await _one_turn(PredictBatcher(writer), batches))
+
+    a, short, c = asyncio.run(scenario())
+    assert isinstance(short, ValueError) and "1 predictions for 2 rows" in str(short)
+    assert a[0].tolist() == pytest.approx([2.0]) and c[0].tolist() == pytest.approx([16.0])
+    assert store.missing_ids(["a", "s0", "s1", "c"]) == ["s0", "s1"] and store.count() == 2
 
 
 class _BrokenWriter(GroupCommitWriter):
