@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -137,6 +137,16 @@ class ServingSettings(_Section):
     retry_after_s: int = Field(
         1, ge=1, le=3600, description="Retry-After (s) sent with a 503 from the prediction log."
     )
+
+    @model_validator(mode="after")
+    def _largest_batch_fits_the_log(self) -> ServingSettings:
+        # a batch over the bound would only ever get in when nothing else waits: starved
+        if self.log_queue_rows < self.max_batch_rows:
+            raise ValueError(
+                f"log_queue_rows ({self.log_queue_rows}) must be at least max_batch_rows "
+                f"({self.max_batch_rows})"
+            )
+        return self
 
 
 class PredictionsSettings(_Section):

@@ -162,7 +162,9 @@ def test_a_stalled_store_keeps_the_queue_at_its_bound_under_many_concurrent_requ
     tmp_path: Path,
 ) -> None:
     bound, sent = 20, 150
-    with _serve(tmp_path, {"log_queue_rows": bound, "commit_timeout_ms": 1000}) as srv:
+    with _serve(
+        tmp_path, {"log_queue_rows": bound, "max_batch_rows": bound, "commit_timeout_ms": 1000}
+    ) as srv:
         srv.store.block()
         replies = asyncio.run(_post_all(srv.url, [_row(i) for i in range(sent)]))
         assert [r.status_code for r in replies] == [503] * sent  # all answered, none hung
