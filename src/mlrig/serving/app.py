@@ -182,7 +182,8 @@ def create_app(
 
     @app.get(
         "/ready",
-        summary="200 when a model is loaded and the prediction log keeps up; else 503 naming the failing check",
+        summary="200 when a model is loaded and the prediction log keeps up; "
+        "else 503 naming the failing check",
     )
     async def ready() -> Response:
         p = follower.current

@@ -167,7 +167,10 @@ class PredictionHandler:
             log.exception(
                 "%s: model %s v%s failed", protocol.endpoint, predictor.name, predictor.version
             )
-            message = f"internal error ({type(exc).__name__}): model {predictor.name} version {predictor.version} could not answer this request"
+            message = (
+                f"internal error ({type(exc).__name__}): model {predictor.name} "
+                f"version {predictor.version} could not answer this request"
+            )
             return json_reply({"error": message}, 500)
         self._metrics.logged.inc(len(batch.ids))
         return protocol.answer(predictor, batch, preds, proba)
