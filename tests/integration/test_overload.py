@@ -137,6 +137,7 @@ def test_a_stalled_store_answers_503_with_retry_after_and_ready_names_the_writer
         writer = ready["checks"]["writer"]
         assert writer["alive"] is True and writer["commit_running_s"] > 0.3
         assert "stalled" in writer["problem"] and ready["checks"]["model"]["ok"] is True
+        assert httpx.get(f"{srv.url}/health", timeout=30).status_code == 200  # still live
         assert srv.metric("mlrig_requests_shed_total", '{reason="timeout"}') == 1
         assert srv.metric("mlrig_requests_total", '{endpoint="predict",status="503"}') == 1
 
@@ -274,6 +275,9 @@ def test_a_dead_writer_thread_answers_503_at_once_and_ready_reports_it(tmp_path:
         writer = ready.json()["checks"]["writer"]
         assert writer["alive"] is False and "died: _Crash" in writer["last_error"]
         assert srv.metric("mlrig_log_writer_alive") == 0
+        live = httpx.get(f"{srv.url}/health", timeout=30)  # liveness: only a restart helps now
+        assert live.status_code == 503 and live.json()["status"] == "failing"
+        assert "died: _Crash" in live.json()["problem"]
         assert srv.metric("mlrig_requests_shed_total", '{reason="refused"}') == 3
     assert srv.store.count() == 0
 

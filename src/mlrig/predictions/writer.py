@@ -141,6 +141,7 @@ class GroupCommitWriter:
         self._commit_started: float | None = None
         self._last_commit: float | None = None
         self._down: str | None = None  # set once the thread has ended: why
+        self.crashed: str | None = None  # set if it ended by an escaping exception (a bug)
         self.commits = 0
         self.rows_written = 0
         self.commit_failures = 0
@@ -236,7 +237,7 @@ class GroupCommitWriter:
             self._run()
             self._down = "stopped"
         except BaseException as exc:  # a bug: fail fast and loudly instead of hanging requests
-            self._down = f"writer thread died: {type(exc).__name__}"
+            self._down = self.crashed = f"writer thread died: {type(exc).__name__}"
             log.critical("prediction log writer thread died", exc_info=True)
         finally:
             self._fail_everything()

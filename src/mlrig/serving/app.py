@@ -164,10 +164,17 @@ def create_app(
         metrics.requests.labels("feedback", "200").inc()
         return _response(json_reply({"stored": len(pairs)}))
 
-    @app.get("/health", summary="Liveness, with the loaded model version")
+    @app.get(
+        "/health",
+        summary="Liveness, with the loaded model version; 503 once the prediction log writer "
+        "has died (only a restart brings it back)",
+    )
     async def health() -> Response:
         p = follower.current
         body = {"status": "ok", "model": p.name if p else None, "version": p.version if p else None}
+        if writer.crashed:  # a stalled store is /ready's business: restarting would not help
+            failing = {**body, "status": "failing", "problem": writer.crashed}
+            return _response(json_reply(failing, 503))
         return _response(json_reply(body))
 
     def checks() -> dict[str, dict[str, Any]]:
