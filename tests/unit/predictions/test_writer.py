@@ -111,6 +111,7 @@ def test_a_dead_writer_thread_fails_its_waiters_at_once_and_refuses_later_rows(
     asyncio.run(scenario())
     health = writer.health()
     assert not health.alive and "died" in (health.problem() or "") and writer.refused == 1
+    assert writer.crashed == "writer thread died: _Crash"
 
 
 def test_a_stopped_writer_refuses_instead_of_hanging(store: ControlledStore) -> None:
@@ -122,6 +123,7 @@ def test_a_stopped_writer_refuses_instead_of_hanging(store: ControlledStore) -> 
             await asyncio.wait_for(writer.write([_record()]), 30)
 
     asyncio.run(scenario())
+    assert writer.crashed is None and not writer.health().alive  # stopped is not crashed
 
 
 def test_admission_keeps_rows_queued_and_reserved_within_the_bound(
