@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -120,6 +120,33 @@ class ServingSettings(_Section):
     )
     admin_token: SecretStr | None = Field(None, description="Bearer token for /admin/*.")
     predict_token: SecretStr | None = Field(None, description="Optional token for predictions.")
+    # Overload: a stalled store must not pile up requests and memory (predictions/writer.py).
+    log_queue_rows: int = Field(
+        50_000,
+        ge=1,
+        description="Most prediction rows waiting for the log (queued or committing); past it "
+        "/predict answers 503 + Retry-After and /ready 503.",
+    )
+    commit_timeout_ms: float = Field(
+        5_000.0,
+        gt=0,
+        le=600_000,
+        description="Longest a request waits for its rows to commit; then 503 + Retry-After "
+        "(at-least-once: the rows may still be logged; a retry with the same id is deduplicated).",
+    )
+    retry_after_s: int = Field(
+        1, ge=1, le=3600, description="Retry-After (s) sent with a 503 from the prediction log."
+    )
+
+    @model_validator(mode="after")
+    def _largest_batch_fits_the_log(self) -> ServingSettings:
+        # a batch over the bound would only ever get in when nothing else waits: starved
+        if self.log_queue_rows < self.max_batch_rows:
+            raise ValueError(
+                f"log_queue_rows ({self.log_queue_rows}) must be at least max_batch_rows "
+                f"({self.max_batch_rows})"
+            )
+        return self
 
 
 class PredictionsSettings(_Section):

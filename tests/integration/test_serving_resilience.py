@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -123,3 +124,38 @@ def test_two_workers_share_one_store_without_losing_predictions(trained_home: Pa
     assert len(acked) == 400
     stored = stored_ids(trained_home)
     assert set(acked) <= stored
+
+
+def test_a_prediction_log_locked_by_another_process_answers_503_not_a_hang(
+    trained_home: Path,
+) -> None:
+    """A real stall: another process holds SQLite's write lock. The request is answered 503 +
+    Retry-After at its commit deadline (settings from the environment), /ready says the writer
+    is stalled, and once the lock is gone the server logs again."""
+    srv = Server(
+        trained_home,
+        env={"MLRIG_SERVING__COMMIT_TIMEOUT_MS": "500", "MLRIG_SERVING__RETRY_AFTER_S": "3"},
+    )
+    try:
+        srv.wait_ready()
+        db = sqlite3.connect(trained_home / "predictions.db", isolation_level=None, timeout=30)
+        try:
+            db.execute("BEGIN EXCLUSIVE")
+            r = httpx.post(f"{srv.url}/predict", json={**WINE_ROW, "id": "locked"}, timeout=30)
+            assert r.status_code == 503 and r.headers["retry-after"] == "3", r.text
+            assert "not committed within 500 ms" in r.json()["error"]
+            ready = httpx.get(f"{srv.url}/ready", timeout=30)
+            assert ready.status_code == 503 and ready.json()["failing"] == ["writer"], ready.text
+            assert "stalled" in ready.json()["checks"]["writer"]["problem"]
+        finally:
+            db.execute("ROLLBACK")
+            db.close()
+        deadline = time.monotonic() + 60
+        while httpx.get(f"{srv.url}/ready", timeout=30).status_code != 200:
+            assert time.monotonic() < deadline, "the server did not recover after the lock"
+            time.sleep(0.2)
+        after = httpx.post(f"{srv.url}/predict", json={**WINE_ROW, "id": "after"}, timeout=30)
+        assert after.status_code == 200
+    finally:
+        srv.stop()
+    assert "after" in stored_ids(trained_home)

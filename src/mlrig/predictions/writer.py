@@ -4,17 +4,36 @@ A single writer thread drains everything queued since its last commit, writes it
 transaction and then wakes every waiting request. Under load one fsync covers dozens of
 predictions; at rest a request pays one commit. A request is answered only after its rows are
 committed, so an acknowledged prediction survives ``kill -9``.
+
+Overload and faults never make a request wait forever or memory grow without bound:
+
+- The writer holds at most ``max_queued_rows`` rows (queued or being committed); ``admit``
+  refuses more with LogUnavailableError (HTTP 503 + Retry-After). One request larger than the
+  bound is still admitted when nothing else waits, so no valid batch is refused forever.
+- Each submission has a deadline (``commit_timeout_ms``): past it the waiting requests fail with
+  LogUnavailableError. Their rows stay queued and are committed if the store recovers — the log
+  is *at-least-once*: a 503'd request may still be in the log; a retry with the same client id
+  is deduplicated by the store's id index (it keeps the first: "on conflict do nothing"), so
+  feedback for that id joins the first prediction. (The retry's request row is stored too:
+  reading the log back shows one row per attempt until the store dedupes on read.)
+- If the writer thread dies (an exception escaping it: a bug), everything it holds fails at once
+  and every later submission is refused immediately; ``health()`` says so (/ready answers 503).
+
+The hot path stays lock-free: the queued-row count is two counters each written by one thread
+(submitted rows by the event loop, settled rows by the writer thread).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
 import time
 from collections.abc import Sequence
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from mlrig.errors import StoreUnavailableError
 from mlrig.predictions.records import PredictionBatch
@@ -23,30 +42,118 @@ from mlrig.predictions.store import PredictionStore
 log = logging.getLogger(__name__)
 
 
+class LogUnavailableError(StoreUnavailableError):
+    """The prediction log cannot take or commit these rows now; retry after ``retry_after_s``."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class _Pending(NamedTuple):
-    """Rows waiting for a commit, and how to wake the request that sent them."""
+    """Rows waiting for a commit, and how to wake the requests that sent them."""
 
     batches: Sequence[PredictionBatch]
+    n_rows: int
     future: asyncio.Future[None]
     loop: asyncio.AbstractEventLoop
+    timer: asyncio.TimerHandle
 
 
 _STOP = None  # queued by stop(): commit what came before, then end
 
 
+@dataclass(frozen=True)
+class WriterHealth:
+    """A snapshot of the writer for /ready and /metrics (times in seconds)."""
+
+    alive: bool
+    queued_rows: int  # queued or being committed
+    max_queued_rows: int
+    commit_running_s: float | None  # how long the commit in progress has run
+    last_commit_age_s: float | None
+    commits: int
+    commit_failures: int
+    last_error: str | None
+    refused: int  # requests refused at admission (log full, or writer dead)
+    timed_out: int  # requests whose commit missed its deadline
+    deadline_s: float
+
+    def problem(self) -> str | None:
+        """Why the server should not take traffic now, or None when it can."""
+        if not self.alive:
+            return f"prediction log writer is not running ({self.last_error or 'stopped'})"
+        if self.queued_rows >= self.max_queued_rows:
+            return (
+                f"prediction log queue is full: {self.queued_rows} of {self.max_queued_rows} rows"
+            )
+        if self.commit_running_s is not None and self.commit_running_s > self.deadline_s:
+            return (
+                f"a prediction log commit has run {self.commit_running_s:.1f} s "
+                f"(deadline {self.deadline_s:g} s): the store is stalled"
+            )
+        return None
+
+    def as_check(self) -> dict[str, Any]:
+        """The /ready ``checks.writer`` entry."""
+        problem = self.problem()
+        return {
+            "ok": problem is None,
+            **({"problem": problem} if problem else {}),
+            "alive": self.alive,
+            "queued_rows": self.queued_rows,
+            "max_queued_rows": self.max_queued_rows,
+            "commit_running_s": _round(self.commit_running_s),
+            "last_commit_age_s": _round(self.last_commit_age_s),
+            "commit_failures": self.commit_failures,
+            "last_error": self.last_error,
+        }
+
+
 class GroupCommitWriter:
-    """Owns the store's write path; ``write`` is awaited from any asyncio event loop."""
+    """Owns the store's write path; ``write`` is awaited from an asyncio event loop.
+
+    ``admit`` and ``submit`` must be called from one thread (the server's event loop): they
+    are what keeps the queue bound without a lock.
+    """
 
     def __init__(
-        self, store: PredictionStore, window_ms: float = 0.0, max_rows: int = 20_000
+        self,
+        store: PredictionStore,
+        window_ms: float = 0.0,
+        max_rows: int = 20_000,
+        *,
+        max_queued_rows: int = 50_000,
+        commit_timeout_ms: float = 5_000.0,
+        retry_after_s: int = 1,
     ) -> None:
         self._store = store
         self._window_s = window_ms / 1000
         self._max_rows = max_rows
+        self.max_queued_rows = max_queued_rows
+        self._timeout_s = commit_timeout_ms / 1000
+        self._retry_after_s = retry_after_s
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="mlrig-group-commit", daemon=True)
+        self._submitted_rows = 0  # written by the event loop only
+        self._settled_rows = 0  # written by the writer thread only
+        self._holding: list[_Pending] = []  # the batch being committed (writer thread)
+        self._commit_started: float | None = None
+        self._last_commit: float | None = None
+        self._down: str | None = None  # set once the thread has ended: why
+        self.crashed: str | None = None  # set if it ended by an escaping exception (a bug)
         self.commits = 0
         self.rows_written = 0
+        self.commit_failures = 0
+        self.last_error: str | None = None
+        self.refused = 0
+        self.timed_out = 0
+        self.peak_queued_rows = 0
+
+    @property
+    def queued_rows(self) -> int:
+        """Rows submitted and not yet committed or failed."""
+        return self._submitted_rows - self._settled_rows
 
     def start(self) -> None:
         self._thread.start()
@@ -57,26 +164,92 @@ class GroupCommitWriter:
             self._queue.put(_STOP)
             self._thread.join(timeout)
 
-    def submit(self, batches: Sequence[PredictionBatch]) -> asyncio.Future[None]:
-        """Queue ``batches``; the future completes once they are committed, or fails with
-        StoreUnavailableError. Call from a running event loop."""
+    def health(self) -> WriterHealth:
+        now = time.monotonic()
+        started, last = self._commit_started, self._last_commit
+        return WriterHealth(
+            alive=self._thread.is_alive() and self._down is None,
+            queued_rows=self.queued_rows,
+            max_queued_rows=self.max_queued_rows,
+            commit_running_s=None if started is None else now - started,
+            last_commit_age_s=None if last is None else now - last,
+            commits=self.commits,
+            commit_failures=self.commit_failures,
+            last_error=self._down or self.last_error,
+            refused=self.refused,
+            timed_out=self.timed_out,
+            deadline_s=self._timeout_s,
+        )
+
+    def admit(self, n_rows: int, reserved: int = 0) -> None:
+        """Raise LogUnavailableError if ``n_rows`` more rows (on top of ``reserved`` ones
+        already promised to a coming submit) would overflow the queue, or the writer is down."""
+        if self._down is not None:
+            self.refused += 1
+            raise self._error(f"prediction log writer is not running ({self._down})")
+        backlog = self.queued_rows + reserved
+        if backlog and backlog + n_rows > self.max_queued_rows:
+            self.refused += 1
+            raise self._error(
+                f"prediction log is full: {backlog} rows waiting for the store "
+                f"(limit {self.max_queued_rows}); retry later"
+            )
+
+    def submit(
+        self, batches: Sequence[PredictionBatch], n_requests: int = 1
+    ) -> asyncio.Future[None]:
+        """Queue ``batches`` (from ``n_requests`` requests); the future completes once they are
+        committed, or fails with StoreUnavailableError (the commit failed, the writer is down,
+        or the deadline passed first). Call from a running event loop."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        self._queue.put(_Pending(batches, future, loop))
+        if self._down is not None:
+            _settle(future, self._error(f"prediction log writer is not running ({self._down})"))
+            return future
+        n = sum(b.n_rows for b in batches)
+        timer = loop.call_later(self._timeout_s, self._expire, future, n_requests)
+        self._submitted_rows += n
+        self.peak_queued_rows = max(self.peak_queued_rows, self.queued_rows)
+        self._queue.put(_Pending(batches, n, future, loop, timer))
         return future
 
     async def write(self, batches: Sequence[PredictionBatch]) -> None:
         """Return once ``batches`` are committed; raises StoreUnavailableError if they were not."""
         await self.submit(batches)
 
+    def _error(self, message: str) -> LogUnavailableError:
+        return LogUnavailableError(message, self._retry_after_s)
+
+    def _expire(self, future: asyncio.Future[None], n_requests: int) -> None:
+        if future.done():
+            return
+        self.timed_out += n_requests
+        _settle(
+            future,
+            self._error(
+                f"prediction log: not committed within {self._timeout_s * 1000:g} ms; "
+                "the prediction may still be logged later, retry with the same id"
+            ),
+        )
+
     def _loop(self) -> None:
+        try:
+            self._run()
+            self._down = "stopped"
+        except BaseException as exc:  # a bug: fail fast and loudly instead of hanging requests
+            self._down = self.crashed = f"writer thread died: {type(exc).__name__}"
+            log.critical("prediction log writer thread died", exc_info=True)
+        finally:
+            self._fail_everything()
+
+    def _run(self) -> None:
         stopping = False
         while not stopping:
             first = self._queue.get()
             if first is _STOP:
                 break
             batch = [first]
-            n = _rows(first)
+            n = first.n_rows
             deadline = time.monotonic() + self._window_s
             while n < self._max_rows:
                 timeout = deadline - time.monotonic()
@@ -92,32 +265,73 @@ class GroupCommitWriter:
                     stopping = True
                     break
                 batch.append(item)
-                n += _rows(item)
-            self._commit(batch)
+                n += item.n_rows
+            self._holding = batch
+            self._commit(batch, n)
+            self._holding = []
 
-    def _commit(self, batch: list[_Pending]) -> None:
+    def _commit(self, batch: list[_Pending], n: int) -> None:
         batches = [b for pending in batch for b in pending.batches]
-        n = sum(b.n_rows for b in batches)
         error: Exception | None = None
+        self._commit_started = time.monotonic()
         try:
             self._store.insert_batches(batches)
             self.commits += 1
             self.rows_written += n
+            self._last_commit = time.monotonic()
         except Exception as exc:  # any DB failure: nobody in this batch is acknowledged
-            log.error("prediction store write failed (%d rows): %s", n, exc)
-            error = StoreUnavailableError(f"prediction store: write failed ({type(exc).__name__})")
+            self.commit_failures += 1
+            self.last_error = _reason(exc)
+            log.error("prediction store write failed (%d rows): %s", n, self.last_error)
+            error = self._error(f"prediction store: write failed ({type(exc).__name__})")
+        finally:
+            self._commit_started = None
+        self._wake(batch, error)
+
+    def _wake(self, batch: list[_Pending], error: Exception | None) -> None:
         for pending in batch:
-            pending.loop.call_soon_threadsafe(_settle, pending.future, error)
+            self._settled_rows += pending.n_rows
+            # RuntimeError: that event loop is closed, nobody is waiting any more
+            with contextlib.suppress(RuntimeError):
+                pending.loop.call_soon_threadsafe(_settle, pending.future, error, pending.timer)
+
+    def _fail_everything(self) -> None:
+        """The thread is ending: fail what it holds and what is still queued."""
+        error = self._error(f"prediction log writer is not running ({self._down})")
+        held, self._holding = self._holding, []
+        self._commit_started = None
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not _STOP:
+                held.append(item)
+        self._wake(held, error)
 
 
-def _rows(pending: _Pending) -> int:
-    return sum(b.n_rows for b in pending.batches)
-
-
-def _settle(future: asyncio.Future[None], error: Exception | None) -> None:
+def _settle(
+    future: asyncio.Future[None],
+    error: Exception | None,
+    timer: asyncio.TimerHandle | None = None,
+) -> None:
+    if timer is not None:
+        timer.cancel()
     if future.done():
         return
     if error is None:
         future.set_result(None)
     else:
         future.set_exception(error)
+        future.exception()  # retrieved: requests that gave up waiting leave no asyncio warning
+
+
+def _reason(exc: BaseException) -> str:
+    """The exception class and the driver's first line: never the SQL or its bound values."""
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    first = text[0][:200] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def _round(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)

@@ -19,7 +19,7 @@ from fastapi.responses import Response
 
 from mlrig._version import __version__
 from mlrig.config import Settings
-from mlrig.errors import MlrigError
+from mlrig.errors import MlrigError, StoreUnavailableError
 from mlrig.predictions.store import PredictionStore
 from mlrig.predictions.writer import GroupCommitWriter
 from mlrig.serving.batcher import PredictBatcher
@@ -95,6 +95,21 @@ def create_app(
         lifespan=lifespan,
         description=f"Serves `models:/{follower.ref}`; every answered prediction is logged.",
     )
+    metrics.watch_writer(writer.health)
+
+    # The store's own error is a 503 the client may retry; anything else is a bug: a 500 with
+    # a JSON body (no stack trace) and the traceback in the log — never a 503.
+    @app.exception_handler(StoreUnavailableError)
+    async def store_unavailable(request: Request, exc: Exception) -> Response:
+        log.error("%s %s: %s", request.method, request.url.path, exc)
+        headers = {"Retry-After": str(getattr(exc, "retry_after_s", cfg.retry_after_s))}
+        return _response(json_reply({"error": str(exc)}, 503, headers))
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        # Starlette re-raises after this answer: the server logs the traceback once.
+        body = {"error": f"internal error ({type(exc).__name__}) on {request.url.path}"}
+        return _response(json_reply(body, 500))
 
     async def _read(request: Request) -> bytes | RequestError:
         length = request.headers.get("content-length", "")
@@ -130,18 +145,47 @@ def create_app(
     async def feedback(request: Request) -> Response:
         return _response(await feedback_handler.handle(request.headers, request.stream()))
 
-    @app.get("/health", summary="Liveness, with the loaded model version")
+    @app.get(
+        "/health",
+        summary="Liveness, with the loaded model version; 503 once the prediction log writer "
+        "has died (only a restart brings it back)",
+    )
     async def health() -> Response:
         p = follower.current
         body = {"status": "ok", "model": p.name if p else None, "version": p.version if p else None}
+        if writer.crashed:  # a stalled store is /ready's business: restarting would not help
+            failing = {**body, "status": "failing", "problem": writer.crashed}
+            return _response(json_reply(failing, 503))
         return _response(json_reply(body))
 
-    @app.get("/ready", summary="200 once a model is loaded")
+    def checks() -> dict[str, dict[str, Any]]:
+        """Named readiness checks, each with ``ok``; any not ok makes /ready answer 503."""
+        p = follower.current
+        model: dict[str, Any] = (
+            {"ok": False, "problem": "no model loaded yet"}
+            if p is None
+            else {"ok": True, "name": p.name, "version": p.version}
+        )
+        return {"model": model, "writer": writer.health().as_check()}
+
+    @app.get(
+        "/ready",
+        summary="200 when a model is loaded and the prediction log keeps up; "
+        "else 503 naming the failing check",
+    )
     async def ready() -> Response:
         p = follower.current
-        if p is None:
-            return _response(json_reply({"ready": False}, 503))
-        return _response(json_reply({"ready": True, "model": p.name, "version": p.version}))
+        parts = checks()
+        failing = [name for name, check in parts.items() if not check["ok"]]
+        body = {
+            "ready": not failing,
+            "model": p.name if p else None,
+            "version": p.version if p else None,
+            "failing": failing,
+            "checks": parts,
+        }
+        headers = {"Retry-After": str(cfg.retry_after_s)} if failing else None
+        return _response(json_reply(body, 503 if failing else 200, headers))
 
     @app.get("/metrics", summary="Prometheus metrics")
     async def prometheus() -> Response:

@@ -33,7 +33,14 @@ def build_app(settings: Settings) -> FastPath:
     follower.load_now()
     store = PredictionStore(settings.predictions_url)
     store.create_schema()
-    writer = GroupCommitWriter(store, settings.predictions.commit_interval_ms)
+    cfg = settings.serving
+    writer = GroupCommitWriter(
+        store,
+        settings.predictions.commit_interval_ms,
+        max_queued_rows=cfg.log_queue_rows,
+        commit_timeout_ms=cfg.commit_timeout_ms,
+        retry_after_s=cfg.retry_after_s,
+    )
     return create_app(
         settings,
         follower,

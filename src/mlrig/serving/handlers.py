@@ -7,6 +7,7 @@ them (fastpath.py) call these, so the behaviour is one piece of code.
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from mlrig.serving.batcher import PredictBatcher
 from mlrig.serving.follower import ModelFollower
 from mlrig.serving.metrics import ServingMetrics
 from mlrig.serving.predictor import Batch, Predictor, RequestError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -157,7 +160,17 @@ class PredictionHandler:
             await committed
         except RequestError as err:
             return json_reply(protocol.error(err), err.status)
-        except StoreUnavailableError as err:
-            return json_reply({"error": str(err)}, 503)
+        except StoreUnavailableError as err:  # the log cannot keep up or is down: retry later
+            retry = str(getattr(err, "retry_after_s", 1))
+            return json_reply({"error": str(err)}, 503, {"Retry-After": retry})
+        except Exception as exc:  # a bug, or the model failing on this request: its own 500
+            log.exception(
+                "%s: model %s v%s failed", protocol.endpoint, predictor.name, predictor.version
+            )
+            message = (
+                f"internal error ({type(exc).__name__}): model {predictor.name} "
+                f"version {predictor.version} could not answer this request"
+            )
+            return json_reply({"error": message}, 500)
         self._metrics.logged.inc(len(batch.ids))
         return protocol.answer(predictor, batch, preds, proba)

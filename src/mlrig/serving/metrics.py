@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from mlrig.predictions.writer import WriterHealth
 
 _RECENT = 4096  # requests kept for the overview's rate and latency percentiles
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -69,9 +74,44 @@ class ServingMetrics:
             "sample": n,
         }
 
+    def watch_writer(self, health: Callable[[], WriterHealth]) -> None:
+        """Export the prediction log writer's health, read at each scrape (nothing on the hot
+        path)."""
+        self.registry.register(_WriterCollector(health))
+
     def set_model(self, name: str, version: str) -> None:
         self.model.clear()
         self.model.labels(name=name, version=version).set(1)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _WriterCollector(Collector):
+    def __init__(self, health: Callable[[], WriterHealth]) -> None:
+        self._health = health
+
+    def collect(self) -> Iterator[Metric]:
+        h = self._health()
+        yield GaugeMetricFamily(
+            "mlrig_log_writer_alive", "1 while the prediction log writer runs.", int(h.alive)
+        )
+        yield GaugeMetricFamily(
+            "mlrig_log_queue_rows", "Prediction rows queued or being committed.", h.queued_rows
+        )
+        yield GaugeMetricFamily(
+            "mlrig_log_queue_limit_rows", "Most rows the log queue holds.", h.max_queued_rows
+        )
+        yield CounterMetricFamily("mlrig_log_commits", "Group commits done.", h.commits)
+        yield CounterMetricFamily(
+            "mlrig_log_commit_failures", "Group commits the store refused.", h.commit_failures
+        )
+        shed = CounterMetricFamily(
+            "mlrig_requests_shed",
+            "Prediction requests answered 503 by the log: refused (queue full or writer down) "
+            "or timed out waiting for their commit.",
+            labels=["reason"],
+        )
+        shed.add_metric(["refused"], h.refused)
+        shed.add_metric(["timeout"], h.timed_out)
+        yield shed
