@@ -70,6 +70,38 @@ def training_lease(settings: Settings, purpose: str) -> Iterator[None]:
         store.close()
 
 
+PROMOTION_WAIT_S = 60.0  # a move takes well under a second; a holder this slow is stuck or dead
+
+
+@contextlib.contextmanager
+def promotion_lease(settings: Settings, model: str, purpose: str) -> Iterator[None]:
+    """Hold the model's ``promote:`` lease for the block: the check that the champion is still
+    the one a challenger was weighed against, and the move, happen with no other move of the
+    model in between (a gate, ``mlrig models promote`` or ``rollback``, from any process
+    sharing this prediction store). Waits up to PROMOTION_WAIT_S for a holder, then raises
+    BusyError naming it; a dead holder's lease lapses as a training lease does."""
+    import time
+
+    from mlrig.predictions.locks import LockInfo, acquire
+    from mlrig.predictions.store import PredictionStore
+
+    store = PredictionStore(settings.predictions_url)
+    try:
+        store.create_schema()
+        deadline = time.monotonic() + PROMOTION_WAIT_S
+        while True:
+            lease = acquire(store, f"promote:{model}", purpose, settings.loop.lock_ttl)
+            if not isinstance(lease, LockInfo):
+                break
+            if time.monotonic() > deadline:
+                raise BusyError(f"model {model!r}: champion not moved, {lease.describe()}")
+            time.sleep(0.2)
+        with lease:
+            yield
+    finally:
+        store.close()
+
+
 def run_training(
     settings: Settings, on_step: OnStep | None = None, trainer: Trainer = train_step
 ) -> RunResult:
