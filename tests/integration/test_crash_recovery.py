@@ -211,3 +211,36 @@ def test_tune_killed_mid_study_resumes_and_closes_its_parent_run(
     assert status[parents[0].info.run_id] == "KILLED"
     assert status[result["run_id"]] == "FINISHED"
     _assert_nothing_usable_is_incomplete(_client(home))
+
+
+def test_only_runs_under_the_held_lease_are_closed(home: Path) -> None:
+    """Another home may share this MLflow store with its own prediction store (so its own
+    lease): its RUNNING run may be alive and is left alone; a dead run under our lease is
+    KILLED and its pending version failed; the run we were handed (``keep``) stays open."""
+    from mlrig.tracking.registry import close_orphans
+    from mlrig.tracking.tags import LEASE, MODEL, RECORD
+
+    home.mkdir(parents=True)
+    client = _client(home)
+    exp = client.create_experiment("mlrig")
+    client.create_registered_model(NAME)
+
+    def run(lease: str) -> str:
+        created = client.create_run(exp, tags={MODEL: NAME, LEASE: lease})
+        client.create_model_version(
+            NAME,
+            f"{created.info.artifact_uri}/model",
+            created.info.run_id,
+            tags={RECORD: "pending"},
+        )
+        return str(created.info.run_id)
+
+    dead, other, handed = run("ours"), run("theirs"), run("ours")
+    client.set_registered_model_alias(NAME, "challenger", "1")
+    killed, failed = close_orphans(client, NAME, exp, "ours", keep=handed)
+    assert (killed, failed) == ([dead], ["1"])
+    status = {r: client.get_run(r).info.status for r in (dead, other, handed)}
+    assert status == {dead: "KILLED", other: "RUNNING", handed: "RUNNING"}
+    records = [client.get_model_version(NAME, v).tags[RECORD] for v in ("1", "2", "3")]
+    assert records == ["failed", "pending", "pending"]
+    assert "challenger" not in client.get_registered_model(NAME).aliases

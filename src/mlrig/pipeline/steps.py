@@ -289,9 +289,18 @@ def recover_step(settings: Settings) -> tuple[list[str], list[str]]:
 
     client = open_client(settings)
     experiment_id = ensure_experiment(client, settings)
+    name = settings.tracking.model_name
     return close_orphans(
-        client, settings.tracking.model_name, experiment_id, os.environ.get("MLFLOW_RUN_ID")
+        client, name, experiment_id, lease_tag(settings), os.environ.get("MLFLOW_RUN_ID")
     )
+
+
+def lease_tag(settings: Settings) -> str:
+    """The training lease as a run tag: which store (password masked) and which lease."""
+    from mlrig.predictions.locks import train_lock
+    from mlrig.tracking.store import redact
+
+    return f"{redact(settings.predictions_url)} {train_lock(settings.tracking.model_name)}"
 
 
 def log_register_step(
@@ -322,7 +331,7 @@ def log_register_step(
     )
     from mlrig.tracking.runs import end_run, git_commit, log_training_run
     from mlrig.tracking.store import ensure_experiment, open_client
-    from mlrig.tracking.tags import MODEL, RECORD, RecordState
+    from mlrig.tracking.tags import LEASE, MODEL, RECORD, RecordState
 
     client = open_client(settings)
     experiment_id = ensure_experiment(client, settings)
@@ -336,7 +345,7 @@ def log_register_step(
         git_commit(),
         settings.monitoring.reference_rows,
     )
-    record = replace(record, tags={**record.tags, MODEL: name})
+    record = replace(record, tags={**record.tags, MODEL: name, LEASE: lease_tag(settings)})
     run = log_training_run(
         client, experiment_id, record, fitted.model, run_id=fitted.run_id, finish=False
     )

@@ -322,29 +322,39 @@ def previous_champion(client: MlflowClient, name: str) -> str:
 
 
 def close_orphans(
-    client: MlflowClient, name: str, experiment_id: str, keep: str | None = None
+    client: MlflowClient, name: str, experiment_id: str, lease: str, keep: str | None = None
 ) -> tuple[list[str], list[str]]:
-    """Close what a dead training of ``name`` left open: RUNNING runs tagged with the model
-    (except ``keep``, the run this process was handed) are marked KILLED, and versions whose
-    record is still pending are marked failed (and lose the challenger alias).
+    """Close what a dead training of ``name`` left open: RUNNING runs written under ``lease``
+    (except ``keep``, the run this process was handed) are marked KILLED, and versions of those
+    runs whose record is still pending are marked failed (and lose the challenger alias).
 
-    Only the holder of the model's training lease may call this: then no other process is
-    writing a run or a version of the model, so anything still open belongs to a dead one.
-    Returns (run ids killed, versions failed).
+    Only the holder of ``lease`` may call this: then no live process is writing a run under
+    it, so anything still open with it belongs to a dead one. Runs written under another
+    lease (another home sharing this MLflow store with its own prediction store) are left
+    alone: their writer may be alive. Returns (run ids killed, versions failed).
     """
-    from mlrig.tracking.tags import MODEL
+    from mlrig.tracking.tags import LEASE, MODEL
+
+    def ours(run_id: str) -> bool:
+        return client.get_run(run_id).data.tags.get(LEASE) == lease
 
     runs = client.search_runs(
         [experiment_id],
         filter_string=f"attributes.status = 'RUNNING' and tags.`{MODEL}` = '{name}'",
         max_results=1000,
     )
-    killed = [r.info.run_id for r in runs if r.info.run_id != keep]
+    killed = [
+        r.info.run_id for r in runs if r.info.run_id != keep and r.data.tags.get(LEASE) == lease
+    ]
     for run_id in killed:
         client.set_terminated(run_id, "KILLED")
     failed: list[str] = []
     for mv in client.search_model_versions(f"name='{name}'"):
-        if (mv.tags or {}).get(RECORD) == RecordState.PENDING:
+        if (mv.tags or {}).get(RECORD) != RecordState.PENDING or not mv.run_id:
+            continue
+        if mv.run_id in killed or (mv.run_id != keep and ours(mv.run_id)):
+            if client.get_run(mv.run_id).info.status == "RUNNING":
+                continue  # not ours to judge: a live writer elsewhere
             mark_record(client, name, str(mv.version), RecordState.FAILED)
             failed.append(str(mv.version))
             if alias_version(client, name, CHALLENGER) == str(mv.version):

@@ -69,6 +69,9 @@ TRIAL_STATE = "mlrig.state"  # Optuna's: COMPLETE | PRUNED | FAIL
 
 # --- monitoring runs (written by mlrig.monitoring.monitor) -----------------------------------
 MODEL = "mlrig.model"
+# on training runs and tune parents: the training lease (store, name) its writer held, so a
+# later holder of the same lease knows a RUNNING run with it belongs to a dead process
+LEASE = "mlrig.lease"
 MODEL_VERSION = "mlrig.model_version"
 MONITORING_VERDICT = "mlrig.monitoring.verdict"
 
@@ -225,10 +228,16 @@ def encode_labelling(target: str, task: str, positive_threshold: float | None) -
     )
 
 
-def encode_study(study: str, families: list[str], model: str | None = None) -> dict[str, str]:
-    """Tags of a tuning parent run: the Optuna study, the families it searched and the
-    registered model it trains for (so a later training can close it if its process died)."""
-    return {STUDY: study, TUNED_FAMILIES: ",".join(families), **({MODEL: model} if model else {})}
+def encode_study(
+    study: str, families: list[str], model: str | None = None, lease: str | None = None
+) -> dict[str, str]:
+    """Tags of a tuning parent run: the Optuna study, the families it searched, and the
+    registered model and training lease it runs under (so the next holder of that lease can
+    close it if its process died)."""
+    out = {STUDY: study, TUNED_FAMILIES: ",".join(families)}
+    if model and lease:
+        out.update({MODEL: model, LEASE: lease})
+    return out
 
 
 def encode_trial(number: int, state: str) -> dict[str, str]:
