@@ -162,6 +162,8 @@ def test_run_killed_at_each_step_leaves_nothing_half_registered(
         assert [(v["version"], v["record"], v["usable"]) for v in shown] == [
             ("1", "pending", False)
         ]
+        refused = run_cli("models", "promote", NAME, "1", "-r", "try", "--home", str(home))
+        assert refused.returncode == 4 and "record is pending" in refused.stderr, refused.stderr
     assert "champion" not in _aliases(client)  # the killed run was the first: never champion
 
     after = run_cli("run", "--home", str(home), "--quiet")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlrig.config import Settings
 from mlrig.data.ingest import LoadedTable, load_table
@@ -31,6 +31,7 @@ from mlrig.pipeline.results import (
 )
 from mlrig.pipeline.rules import (
     compatible,
+    decision_tags,
     digest,
     gate_decision,
     model_spec,
@@ -399,9 +400,13 @@ def promote_step(
     """
     from dataclasses import replace
 
-    from mlrig.pipeline.rules import decision_tags
     from mlrig.pipeline.runner import promotion_lease
-    from mlrig.tracking.registry import ChampionMovedError, move_champion
+    from mlrig.tracking.registry import (
+        CHAMPION,
+        ChampionMovedError,
+        alias_version,
+        move_champion,
+    )
     from mlrig.tracking.runs import end_run
     from mlrig.tracking.store import open_client
 
@@ -421,11 +426,25 @@ def promote_step(
                 )
         except ChampionMovedError as exc:
             decision = replace(decision, promote=False, reason=f"{decision.reason}; but {exc}")
-            for key, value in decision_tags(decision).items():
-                client.set_model_version_tag(name, registered.version, key, value)
-                client.set_tag(registered.run_id, key, value)
+            _retag(client, name, registered, decision)
+        except BaseException as exc:  # the lease busy, the store down: say so, then fail
+            if alias_version(client, name, CHAMPION) != registered.version:
+                failed = replace(
+                    decision, promote=False, reason=f"{decision.reason}; not promoted: {exc}"
+                )
+                with _best_effort():
+                    _retag(client, name, registered, failed)
+            raise
     end_run(client, registered.run_id, "FINISHED")
     return decision
+
+
+def _retag(client: Any, name: str, registered: Registered, decision: GateDecision) -> None:
+    """The decision that applied, on the version and its run (the gate's first one said
+    promote)."""
+    for key, value in decision_tags(decision).items():
+        client.set_model_version_tag(name, registered.version, key, value)
+        client.set_tag(registered.run_id, key, value)
 
 
 def fail_run(settings: Settings, run_id: str) -> None:
