@@ -12,6 +12,7 @@ from mlrig.errors import ModelNotFoundError, TrackingError
 from mlrig.tracking.tags import (
     CHAMPION_EVENT,
     RECORD,
+    TAG_VALUE_MAX,
     RecordState,
     bounded,
     decode_champion_events,
@@ -279,9 +280,10 @@ _REASON_MAX = 3000  # leaves room for the other fields of one event within TAG_V
 def _bounded_change(
     client: MlflowClient, name: str, version: str, change: ChampionChange, key: str
 ) -> ChampionChange:
-    """``change`` with a reason that fits one tag value; a longer reason is kept whole as a
-    text artifact of the version's run, and the tag points at it."""
-    if len(change.reason) <= _REASON_MAX:
+    """``change`` with a reason short enough that the encoded event (JSON escapes included)
+    fits one tag value; a longer reason is kept whole as a text artifact of the version's
+    run, and the tag points at it."""
+    if len(change.reason) <= _REASON_MAX and _fits(change):
         return change
     pointer = ""
     run_id = client.get_model_version(name, version).run_id
@@ -289,7 +291,23 @@ def _bounded_change(
         path = f"champion/{key.removeprefix(CHAMPION_EVENT)}.txt"
         client.log_text(run_id, change.reason, path)
         pointer = f"artifact {path} of run {run_id}"
-    return replace(change, reason=bounded(change.reason, _REASON_MAX, pointer))
+    return fit_reason(change, pointer)
+
+
+def fit_reason(change: ChampionChange, pointer: str = "") -> ChampionChange:
+    """``change`` with its reason cut (ending in ``pointer``) so the encoded event fits one tag
+    value; JSON escapes may lengthen the text, so it shrinks until it does."""
+    limit = _REASON_MAX
+    while True:
+        out = replace(change, reason=bounded(change.reason, limit, pointer))
+        excess = len(encode_champion_event(out.__dict__)) - TAG_VALUE_MAX
+        if excess <= 0 or limit <= 0:
+            return out
+        limit -= excess
+
+
+def _fits(change: ChampionChange) -> bool:
+    return len(encode_champion_event(change.__dict__)) <= TAG_VALUE_MAX
 
 
 def record_state(tags: Mapping[str, str]) -> str:

@@ -201,7 +201,7 @@ def bounded(text: str, limit: int, pointer: str = "") -> str:
 
 def encode_champion_event(entry: Mapping[str, Any]) -> str:
     """One champion move as a tag value (compact JSON); the caller bounds the reason."""
-    return json.dumps(dict(entry), separators=(",", ":"))
+    return json.dumps(dict(entry), separators=(",", ":"), ensure_ascii=False)
 
 
 def decode_champion_events(tags: Mapping[str, str]) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from mlrig.tracking import tags
 from mlrig.tracking.registry import record_state, usable
@@ -48,3 +49,14 @@ def test_labelling_names_target_task_and_threshold() -> None:
     assert a == tags.encode_labelling("quality", "classification", 6.0)
     assert a != tags.encode_labelling("quality", "classification", 7.0)
     assert json.loads(a)["positive_threshold"] == 6.0
+
+
+def test_a_reason_that_grows_when_escaped_still_fits_one_tag_value() -> None:
+    """JSON doubles quotes and backslashes: 3,000 of them encode to 6,000 characters."""
+    from mlrig.tracking.registry import ChampionChange, fit_reason
+
+    change = ChampionChange("2", "1", "promote", "me", '"\\' * 1500, "2026-01-01T00:00:00+00:00")
+    out = fit_reason(change, "artifact champion/k.txt of run r")
+    assert len(tags.encode_champion_event(out.__dict__)) <= tags.TAG_VALUE_MAX
+    assert out.reason.startswith('"\\"\\') and out.reason.endswith("of run r]")
+    assert fit_reason(replace(change, reason="short")).reason == "short"
