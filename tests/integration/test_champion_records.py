@@ -56,10 +56,10 @@ def _registry(uri: str, versions: int) -> Any:
     return client
 
 
-def _settings(tmp_path: Path) -> Any:
+def _settings(home: Path, registry: str | None = None) -> Any:
     from mlrig.config import load_settings
 
-    return load_settings(None, {"home": str(tmp_path / ".mlrig")})
+    return load_settings(None, {"home": str(home), "tracking": {"uri": registry}})
 
 
 @pytest.fixture
@@ -151,13 +151,15 @@ def test_a_move_against_a_champion_that_moved_since_scoring_is_refused(sqlite_ur
     assert [h.version for h in champion_history(client, NAME)] == ["1", "3"]
 
 
+@pytest.mark.parametrize("homes", ["one home", "two homes sharing only the registry"])
 def test_a_second_gate_waits_for_the_first_and_then_refuses(
-    sqlite_uri: str, tmp_path: Path
+    homes: str, sqlite_uri: str, tmp_path: Path
 ) -> None:
     """Two gates scored the same champion (v1). A's move is held open inside the registry
     write (BlockingClient) while it holds the promotion lease; B must not get in until A is
     done, and then finds the champion moved and refuses: the later gate never overwrites the
-    earlier one blind, and the history keeps both real moves only."""
+    earlier one blind, and the history keeps both real moves only. With two homes (two
+    prediction stores) the lease still excludes B: it lives in the registry's database."""
     from mlrig.pipeline.runner import promotion_lease
     from mlrig.tracking.registry import (
         CHAMPION,
@@ -170,11 +172,17 @@ def test_a_second_gate_waits_for_the_first_and_then_refuses(
     plain = _registry(sqlite_uri, 3)
     move_champion(plain, NAME, "1", "gate", "mlrig", "first")
     blocking = BlockingClient(sqlite_uri)
-    settings = _settings(tmp_path)
+    if homes == "one home":
+        settings_a = settings_b = _settings(tmp_path / ".mlrig")
+    else:
+        settings_a = _settings(tmp_path / "a", sqlite_uri)
+        settings_b = _settings(tmp_path / "b", sqlite_uri)
     outcome: dict[str, Any] = {}
     b_inside = threading.Event()
 
-    def gate(label: str, client: Any, version: str, inside: threading.Event | None) -> None:
+    def gate(
+        label: str, settings: Any, client: Any, version: str, inside: threading.Event | None
+    ) -> None:
         try:
             with promotion_lease(settings, NAME, f"gate {label}"):
                 if inside is not None:
@@ -184,10 +192,10 @@ def test_a_second_gate_waits_for_the_first_and_then_refuses(
         except ChampionMovedError as exc:
             outcome[label] = exc
 
-    a = threading.Thread(target=gate, args=("A", blocking, "2", None))
+    a = threading.Thread(target=gate, args=("A", settings_a, blocking, "2", None))
     a.start()
     assert blocking.entered.wait(60)
-    b = threading.Thread(target=gate, args=("B", plain, "3", b_inside))
+    b = threading.Thread(target=gate, args=("B", settings_b, plain, "3", b_inside))
     b.start()
     # passes at once when the lease works; with no lease B would be inside well within this
     assert not b_inside.wait(2.0), "B entered the promotion while A held it"
