@@ -59,6 +59,17 @@ def test_a_new_positive_threshold_redraws_the_evaluation_set(home: Path) -> None
     train = set(map(tuple, prepared.x_train[features].to_numpy().tolist()))
     evaluation = set(map(tuple, prepared.x_eval[features].to_numpy().tolist()))
     assert train and evaluation and not train & evaluation
+    # a crash between the model's three eval-set tag writes (digest, labelling, run id) of a
+    # later set: the run id still names the old set, whose own run tags stay authoritative
+    from mlrig.tracking.store import open_client
+    from mlrig.tracking.tags import EVAL_SET_DIGEST, EVAL_SET_LABELLING
+
+    client = open_client(settings)
+    client.set_registered_model_tag("wine-quality", EVAL_SET_DIGEST, "half-written")
+    client.set_registered_model_tag("wine-quality", EVAL_SET_LABELLING, "half-written")
+    again = prepare_step(data, settings)
+    assert again.eval_note.startswith(f"frozen evaluation set of run {second.run_id}")
+    assert again.eval_digest == prepared.eval_digest != "half-written"
 
 
 def test_a_gate_whose_champion_moved_while_it_scored_does_not_promote(home: Path) -> None:

@@ -332,7 +332,7 @@ def log_register_step(
     )
     from mlrig.tracking.runs import end_run, git_commit, log_training_run
     from mlrig.tracking.store import ensure_experiment, open_client
-    from mlrig.tracking.tags import LEASE, MODEL, RECORD, RecordState
+    from mlrig.tracking.tags import EVAL_SET_LABELLING, LEASE, MODEL, RECORD, RecordState
 
     client = open_client(settings)
     experiment_id = ensure_experiment(client, settings)
@@ -346,7 +346,12 @@ def log_register_step(
         git_commit(),
         settings.monitoring.reference_rows,
     )
-    record = replace(record, tags={**record.tags, MODEL: name, LEASE: lease_tag(settings)})
+    own = {
+        MODEL: name,
+        LEASE: lease_tag(settings),
+        EVAL_SET_LABELLING: _labelling(data.schema, settings),
+    }
+    record = replace(record, tags={**record.tags, **own})
     run = log_training_run(
         client, experiment_id, record, fitted.model, run_id=fitted.run_id, finish=False
     )
