@@ -74,7 +74,7 @@ def show_command(
 
     from mlrig.cli.summary import gate_lines
     from mlrig.errors import ModelNotFoundError
-    from mlrig.tracking.registry import champion_history, list_versions
+    from mlrig.tracking.registry import champion_history, list_versions, record_state, usable
     from mlrig.tracking.tags import TASK, decode_gate
 
     client = _client(config, home)
@@ -85,7 +85,13 @@ def show_command(
     if as_json:
         out = {
             "versions": [
-                {**asdict(v), "gate": _asdict_or_none(decode_gate(v.tags))} for v in versions
+                {
+                    **asdict(v),
+                    "gate": _asdict_or_none(decode_gate(v.tags)),
+                    "record": record_state(v.tags),
+                    "usable": usable(v.tags),
+                }
+                for v in versions
             ],
             "history": [asdict(h) for h in history],
         }
@@ -98,6 +104,8 @@ def show_command(
         gate = f"{'promoted' if g.promote else 'kept champion'}: {g.reason}" if g else "—"
         if g is not None:
             gate = "\n".join([gate, *gate_lines(asdict(g))])
+        if not usable(v.tags):
+            gate = f"INCOMPLETE — record {record_state(v.tags)}, not usable\n{gate}"
         table.add_row(
             v.version,
             ", ".join(v.aliases),
@@ -135,13 +143,32 @@ def promote_command(
     home: HomeOpt = None,
 ) -> None:
     """Make VERSION the champion, bypassing the gate; records who and why."""
+    from mlrig.pipeline.runner import promotion_lease
     from mlrig.tracking.registry import model_version, move_champion
+    from mlrig.tracking.store import open_client
 
-    client = _client(config, home)
-    model_version(client, f"{name}/{version}")  # a clear error when it does not exist
-    change = move_champion(client, name, version, "promote", _who(), reason)
+    quiet_libraries()
+    settings = settings_from(config, home)
+    client = open_client(settings)
+    with promotion_lease(settings, name, f"mlrig models promote {version}"):
+        _check_usable(model_version(client, f"{name}/{version}"))  # also: a clear error if absent
+        change = move_champion(client, name, version, "promote", _who(), reason)
     was = f" (was version {change.previous})" if change.previous else ""
     typer.echo(f"{name}: champion is now version {version}{was}")
+
+
+def _check_usable(mv: Any) -> None:
+    """A version whose record a run never completed (it died, or failed after registering)
+    must not become champion by hand either: its gate record is missing."""
+    from mlrig.errors import TrackingError
+    from mlrig.tracking.registry import record_state, usable
+
+    tags = dict(mv.tags or {})
+    if not usable(tags):
+        raise TrackingError(
+            f"model {mv.name!r} version {mv.version}: its record is {record_state(tags)} (the "
+            "run that registered it did not finish); not promoted"
+        )
 
 
 @app.command("rollback")
@@ -152,9 +179,22 @@ def rollback_command(
     home: HomeOpt = None,
 ) -> None:
     """Move the champion back to the version it replaced; records who and why."""
-    from mlrig.tracking.registry import move_champion, previous_champion
+    from mlrig.pipeline.runner import promotion_lease
+    from mlrig.tracking.registry import (
+        CHAMPION,
+        alias_version,
+        model_version,
+        move_champion,
+        previous_champion,
+    )
+    from mlrig.tracking.store import open_client
 
-    client = _client(config, home)
-    target = previous_champion(client, name)
-    change = move_champion(client, name, target, "rollback", _who(), reason)
+    quiet_libraries()
+    settings = settings_from(config, home)
+    client = open_client(settings)
+    with promotion_lease(settings, name, "mlrig models rollback"):
+        current = alias_version(client, name, CHAMPION)
+        target = previous_champion(client, name)
+        _check_usable(model_version(client, f"{name}/{target}"))
+        change = move_champion(client, name, target, "rollback", _who(), reason, expected=current)
     typer.echo(f"{name}: champion rolled back to version {target} (was {change.previous})")

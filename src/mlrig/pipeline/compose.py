@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 from mlrig.config import Settings
-from mlrig.errors import TrackingError
 from mlrig.pipeline.results import Fitted, Prepared, RunResult, ValidatedData
 from mlrig.pipeline.steps import (
     champion_step,
@@ -27,6 +26,7 @@ from mlrig.pipeline.steps import (
     prepare_step,
     production_step,
     promote_step,
+    recover_step,
     train_step,
     validate_step,
 )
@@ -73,6 +73,7 @@ def train_pipeline(
         seconds[label] = round(time.perf_counter() - t0, 3)
         return out
 
+    step("recover", recover_step, settings)  # what a killed run of this model left open
     table = step("load", load_step, settings)
     production = since = None
     if retrain is not None:
@@ -99,9 +100,12 @@ def train_pipeline(
         if fitted.run_id is not None:
             fail_run(settings, fitted.run_id)
         raise
-    promoted = step("promote", promote_step, settings, registered, decision)
-    if promoted is not decision.promote:
-        raise TrackingError(f"model {settings.tracking.model_name!r}: promotion did not apply")
+    try:
+        decision = step("promote", promote_step, settings, registered, decision, champion)
+    except BaseException:
+        fail_run(settings, registered.run_id)
+        raise
+    promoted = decision.promote
     schema = data.schema
     return RunResult(
         mode=mode,

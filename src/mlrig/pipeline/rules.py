@@ -44,13 +44,31 @@ def digest(frame: pd.DataFrame) -> str:
     return hashlib.sha256(row_hashes(frame).to_numpy().tobytes()).hexdigest()[:16]
 
 
-def training_rows(frame: pd.DataFrame, eval_frame: pd.DataFrame) -> pd.DataFrame:
+def training_rows(
+    frame: pd.DataFrame, eval_frame: pd.DataFrame, features: list[str] | None = None
+) -> pd.DataFrame:
     """The rows of ``frame`` that are not evaluation rows, duplicates included.
 
-    Every copy of an evaluation row is dropped: a copy left in training would leak the row and
-    flatter the score. ``eval_frame`` must have ``frame``'s columns in the same order.
+    Every row whose ``features`` (None: all columns) equal an evaluation row's is dropped: a
+    copy left in training would leak the row and flatter the score, and keying on the features
+    alone keeps a relabelled copy (same features, another target) out as well.
+    ``eval_frame`` must have ``frame``'s columns in the same order.
     """
-    return frame[~row_hashes(frame).isin(set(row_hashes(eval_frame)))]
+    cols = list(frame.columns) if features is None else features
+    return frame[~row_hashes(frame[cols]).isin(set(row_hashes(eval_frame[cols])))]
+
+
+def relabelled(
+    stored: pd.DataFrame, current: pd.DataFrame, features: list[str], target: str
+) -> int:
+    """How many stored evaluation rows the current data labels otherwise: rows whose features
+    appear in ``current`` but never with the stored target (e.g. a changed positive
+    threshold). Rows absent from ``current`` do not count: the set may outlive its source."""
+    by_features = set(row_hashes(current[features]))
+    labelled = set(row_hashes(current[[*features, target]]))
+    seen = row_hashes(stored[features]).isin(by_features)
+    same = row_hashes(stored[[*features, target]]).isin(labelled)
+    return int((seen & ~same).sum())
 
 
 def compatible(stored: pd.DataFrame, current: pd.DataFrame) -> pd.DataFrame | None:

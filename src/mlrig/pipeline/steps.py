@@ -9,8 +9,9 @@ Prefect tasks (flows.py).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlrig.config import Settings
 from mlrig.data.ingest import LoadedTable, load_table
@@ -30,9 +31,11 @@ from mlrig.pipeline.results import (
 )
 from mlrig.pipeline.rules import (
     compatible,
+    decision_tags,
     digest,
     gate_decision,
     model_spec,
+    relabelled,
     split_recent,
     training_rows,
 )
@@ -131,7 +134,8 @@ def prepare_step(data: ValidatedData, settings: Settings) -> Prepared:
     features, target = list(schema.features), schema.target
     stored = load_eval_set(open_client(settings), settings.tracking.model_name)
     frozen = compatible(stored.frame, data.frame) if stored is not None else None
-    if stored is not None and frozen is not None:
+    stale = _stale(stored.labelling, frozen, data, settings) if stored is not None else None
+    if stored is not None and frozen is not None and stale is None:
         note = f"frozen evaluation set of run {stored.run_id} ({len(frozen)} rows)"
         eval_digest, run_id = stored.digest, stored.run_id
     else:
@@ -144,14 +148,16 @@ def prepare_step(data: ValidatedData, settings: Settings) -> Prepared:
         )
         frozen = split.x_test.assign(**{target: split.y_test})
         note = "new evaluation set (stored with this run)"
-        if stored is not None:
+        if stale is not None:
+            note += f"; the stored one is stale: {stale}"
+        elif stored is not None:
             note += "; the stored one has other columns or types: " + ", ".join(
                 f"{c} ({t})" for c, t in stored.frame.dtypes.astype(str).items()
             )
         eval_digest, run_id = digest(frozen), None
     prod = data.production
     if prod is None:
-        train = training_rows(data.frame, frozen)
+        train = training_rows(data.frame, frozen, features)
         x_recent = y_recent = None
     else:
         import pandas as pd
@@ -160,6 +166,7 @@ def prepare_step(data: ValidatedData, settings: Settings) -> Prepared:
         train = training_rows(
             pd.concat([data.frame, prod.train], ignore_index=True),
             pd.concat([frozen, prod.recent], ignore_index=True),
+            features,
         )
         x_recent, y_recent = prod.recent[features], prod.recent[target]
     return Prepared(
@@ -173,6 +180,26 @@ def prepare_step(data: ValidatedData, settings: Settings) -> Prepared:
         x_recent,
         y_recent,
     )
+
+
+def _stale(
+    labelling: str | None, frozen: pd.DataFrame | None, data: ValidatedData, settings: Settings
+) -> str | None:
+    """Why the stored evaluation set may not be reused although its columns fit, or None.
+
+    Its labels are stale when it was labelled another way (target, task, positive threshold)
+    or when the current data labels some of its rows otherwise (sets stored before the
+    labelling was recorded, or a relabelled source)."""
+    if frozen is None:
+        return None
+    wanted = _labelling(data.schema, settings)
+    if labelling is not None and labelling != wanted:
+        return f"labelled as {labelling}, this run labels as {wanted}"
+    schema = data.schema
+    changed = relabelled(frozen, data.frame, list(schema.features), schema.target)
+    if changed:
+        return f"{changed} of its rows carry another {schema.target!r} in the current data"
+    return None
 
 
 def train_step(data: ValidatedData, prepared: Prepared, settings: Settings) -> Fitted:
@@ -252,6 +279,31 @@ def gate_step(
     )
 
 
+def recover_step(settings: Settings) -> tuple[list[str], list[str]]:
+    """Close what a killed training of this model left open (its RUNNING runs → KILLED, its
+    versions with a pending record → failed). Runs first, under the training lease, so
+    nothing else writes the model's runs now. Returns (runs killed, versions failed)."""
+    import os
+
+    from mlrig.tracking.registry import close_orphans
+    from mlrig.tracking.store import ensure_experiment, open_client
+
+    client = open_client(settings)
+    experiment_id = ensure_experiment(client, settings)
+    name = settings.tracking.model_name
+    return close_orphans(
+        client, name, experiment_id, lease_tag(settings), os.environ.get("MLFLOW_RUN_ID")
+    )
+
+
+def lease_tag(settings: Settings) -> str:
+    """The training lease as a run tag: which store (password masked) and which lease."""
+    from mlrig.predictions.locks import train_lock
+    from mlrig.tracking.store import redact
+
+    return f"{redact(settings.predictions_url)} {train_lock(settings.tracking.model_name)}"
+
+
 def log_register_step(
     settings: Settings,
     data: ValidatedData,
@@ -260,14 +312,31 @@ def log_register_step(
     evaluation: Evaluation,
     decision: GateDecision,
 ) -> Registered:
-    """Log the run and register its model as a new version tagged with the gate decision."""
+    """Log the run and register its model as a new version tagged with the gate decision.
+
+    The version is born with its record marked pending (in the same transaction as the gate
+    tags), marked complete once the evaluation-set tag is written, and only then becomes the
+    challenger; the run stays RUNNING until the pipeline finishes it after the promotion. A
+    failure after registration marks the version failed and the run FAILED, so nothing is
+    left looking usable without its full record.
+    """
+    from dataclasses import replace
+
     from mlrig.tracking.evalset import remember_eval_set
-    from mlrig.tracking.registry import CHALLENGER, register_version, set_alias
-    from mlrig.tracking.runs import git_commit, log_training_run
+    from mlrig.tracking.registry import (
+        CHALLENGER,
+        delete_alias,
+        mark_record,
+        register_version,
+        set_alias,
+    )
+    from mlrig.tracking.runs import end_run, git_commit, log_training_run
     from mlrig.tracking.store import ensure_experiment, open_client
+    from mlrig.tracking.tags import EVAL_SET_LABELLING, LEASE, MODEL, RECORD, RecordState
 
     client = open_client(settings)
     experiment_id = ensure_experiment(client, settings)
+    name = settings.tracking.model_name
     record = run_record(
         data,
         prepared,
@@ -277,32 +346,110 @@ def log_register_step(
         git_commit(),
         settings.monitoring.reference_rows,
     )
-    run = log_training_run(client, experiment_id, record, fitted.model, run_id=fitted.run_id)
-    name = settings.tracking.model_name
-    version = register_version(
-        client, name, run.model_uri, run.run_id, tags=version_tags(decision, data.schema.task)
+    own = {
+        MODEL: name,
+        LEASE: lease_tag(settings),
+        EVAL_SET_LABELLING: _labelling(data.schema, settings),
+    }
+    record = replace(record, tags={**record.tags, **own})
+    run = log_training_run(
+        client, experiment_id, record, fitted.model, run_id=fitted.run_id, finish=False
     )
-    if prepared.eval_run_id is None:  # the first set, or one for new columns: later runs use it
-        remember_eval_set(client, name, run.run_id, prepared.eval_digest)
-    set_alias(client, name, CHALLENGER, version)
+    version = None
+    try:
+        tags = {**version_tags(decision, data.schema.task), RECORD: RecordState.PENDING}
+        version = register_version(client, name, run.model_uri, run.run_id, tags=tags)
+        if prepared.eval_run_id is None:  # the first set, or one for new data: later runs use it
+            remember_eval_set(
+                client, name, run.run_id, prepared.eval_digest, _labelling(data.schema, settings)
+            )
+        mark_record(client, name, version, RecordState.COMPLETE)
+        set_alias(client, name, CHALLENGER, version)
+    except BaseException:
+        if version is not None:
+            with _best_effort():
+                mark_record(client, name, version, RecordState.FAILED)
+                delete_alias(client, name, CHALLENGER)
+        with _best_effort():
+            end_run(client, run.run_id, "FAILED")
+        raise
     experiment = settings.tracking.experiment
     if run.experiment_id != experiment_id:
         experiment = client.get_experiment(run.experiment_id).name
     return Registered(run.run_id, experiment, version)
 
 
-def promote_step(settings: Settings, registered: Registered, decision: GateDecision) -> bool:
-    """Move ``champion`` to the new version when the gate said so; returns whether it moved."""
-    from mlrig.tracking.registry import move_champion
+def _best_effort() -> contextlib.AbstractContextManager[None]:
+    """Cleanup after a failure must not hide the failure itself."""
+    return contextlib.suppress(Exception)
+
+
+def _labelling(schema: FeatureSchema, settings: Settings) -> str:
+    from mlrig.tracking.tags import encode_labelling
+
+    return encode_labelling(schema.target, schema.task, settings.data.positive_threshold)
+
+
+def promote_step(
+    settings: Settings,
+    registered: Registered,
+    decision: GateDecision,
+    champion: ChampionScore,
+) -> GateDecision:
+    """Move ``champion`` to the new version when the gate said so, then finish the run.
+
+    The move is a compare-and-set under the model's promotion lease: if the champion is no
+    longer the version this run scored (another run, machine or a hand promotion moved it
+    meanwhile), the challenger is NOT promoted; the decision returned (and tagged on the run
+    and version) says why. Returns the decision that applied.
+    """
+    from dataclasses import replace
+
+    from mlrig.pipeline.runner import promotion_lease
+    from mlrig.tracking.registry import (
+        CHAMPION,
+        ChampionMovedError,
+        alias_version,
+        move_champion,
+    )
+    from mlrig.tracking.runs import end_run
     from mlrig.tracking.store import open_client
 
-    if not decision.promote:
-        return False
     client = open_client(settings)
-    move_champion(
-        client, settings.tracking.model_name, registered.version, "gate", "mlrig", decision.reason
-    )
-    return True
+    name = settings.tracking.model_name
+    if decision.promote:
+        try:
+            with promotion_lease(settings, name, f"gate of version {registered.version}"):
+                move_champion(
+                    client,
+                    name,
+                    registered.version,
+                    "gate",
+                    "mlrig",
+                    decision.reason,
+                    expected=champion.version,
+                )
+        except ChampionMovedError as exc:
+            decision = replace(decision, promote=False, reason=f"{decision.reason}; but {exc}")
+            _retag(client, name, registered, decision)
+        except BaseException as exc:  # the lease busy, the store down: say so, then fail
+            if alias_version(client, name, CHAMPION) != registered.version:
+                failed = replace(
+                    decision, promote=False, reason=f"{decision.reason}; not promoted: {exc}"
+                )
+                with _best_effort():
+                    _retag(client, name, registered, failed)
+            raise
+    end_run(client, registered.run_id, "FINISHED")
+    return decision
+
+
+def _retag(client: Any, name: str, registered: Registered, decision: GateDecision) -> None:
+    """The decision that applied, on the version and its run (the gate's first one said
+    promote)."""
+    for key, value in decision_tags(decision).items():
+        client.set_model_version_tag(name, registered.version, key, value)
+        client.set_tag(registered.run_id, key, value)
 
 
 def fail_run(settings: Settings, run_id: str) -> None:

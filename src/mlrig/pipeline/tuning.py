@@ -78,21 +78,48 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
         )
 
 
+STUDY_METRIC = "mlrig.metric"  # study user attribute: the gate metric its values score
+
+
 def open_study(settings: Settings, name: str, metric: str, seed: int) -> optuna.Study:
+    """The study ``name`` (created if new) whose trials score ``metric``.
+
+    Optuna's ``load_if_exists`` reuses a study whatever its direction, and its values do not
+    say which metric they are; resuming one that scored another metric (or the other way)
+    would rank new trials against meaningless old ones. So the metric is kept with the study
+    and a mismatch is refused with TuningError."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    wanted = direction(metric)
     try:
-        return optuna.create_study(
+        study = optuna.create_study(
             study_name=name,
             storage=open_storage(settings.tune_storage),
-            direction=direction(metric),
+            direction=wanted,
             sampler=optuna.samplers.TPESampler(seed=seed),
             pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0),
             load_if_exists=True,
         )
-    except ValueError as exc:  # e.g. an existing study with the other direction
+    except ValueError as exc:  # e.g. an existing multi-objective study
         raise TuningError(f"study {name!r} in {_where(settings)}: {exc}") from exc
+    stored = study.user_attrs.get(STUDY_METRIC)
+    found = study.direction.name.lower()
+    if found != wanted or stored not in (None, metric):
+        raise TuningError(
+            f"study {name!r} in {_where(settings)} scores "
+            f"{stored or 'an unrecorded metric'} ({found}); this run's gate metric is {metric} "
+            f"({wanted}), so its trials cannot be resumed: pass another --study name"
+        )
+    if stored is None:
+        if study.trials:  # trials of an unknown metric in the right direction: refuse too
+            raise TuningError(
+                f"study {name!r} in {_where(settings)} has {len(study.trials)} trial(s) but no "
+                f"recorded metric, so they cannot be trusted to score {metric}: pass another "
+                "--study name"
+            )
+        study.set_user_attr(STUDY_METRIC, metric)
+    return study
 
 
 def finished_trials(study: optuna.Study) -> int:
@@ -155,6 +182,7 @@ def make_tune_step(on_progress: OnProgress | None = None) -> Trainer:
     """The training step of `mlrig tune` (a Trainer for compose.train_pipeline)."""
 
     def tune_step(data: ValidatedData, prepared: Prepared, settings: Settings) -> Fitted:
+        from mlrig.pipeline.steps import lease_tag
         from mlrig.tracking.runs import end_run, start_parent_run
         from mlrig.tracking.store import ensure_experiment, open_client
         from mlrig.tracking.tags import encode_study
@@ -173,7 +201,7 @@ def make_tune_step(on_progress: OnProgress | None = None) -> Trainer:
             client,
             experiment_id,
             f"tune-{name}",
-            encode_study(name, families),
+            encode_study(name, families, settings.tracking.model_name, lease_tag(settings)),
         )
         try:
             split = split_frame(

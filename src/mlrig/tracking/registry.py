@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from mlrig.errors import ModelNotFoundError, TrackingError
-from mlrig.tracking.tags import CHAMPION_HISTORY, encode_champion_change
+from mlrig.tracking.tags import (
+    CHAMPION_EVENT,
+    RECORD,
+    TAG_VALUE_MAX,
+    RecordState,
+    bounded,
+    decode_champion_events,
+    encode_champion_change,
+    encode_champion_event,
+)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -174,9 +184,6 @@ def list_versions(
     return out
 
 
-_HISTORY_KEEP = 40  # registered-model tag values are limited to a few kB
-
-
 @dataclass(frozen=True)
 class ChampionChange:
     """One move of the ``champion`` alias: by the gate, a promote or a rollback."""
@@ -189,40 +196,134 @@ class ChampionChange:
     at: str  # ISO-8601 UTC
 
 
-def champion_history(client: MlflowClient, name: str) -> list[ChampionChange]:
-    """Every recorded move of ``champion``, oldest first."""
-    import json
+class ChampionMovedError(TrackingError):
+    """The champion is no longer the version the caller compared against: moving the alias
+    now would replace a model nobody weighed the new one against."""
 
+    def __init__(self, name: str, expected: str | None, current: str | None) -> None:
+        self.expected, self.current = expected, current
+        super().__init__(
+            f"model {name!r}: champion moved from {_v(expected)} to {_v(current)} since it was "
+            "scored; not moved (run again to weigh against the current champion)"
+        )
+
+
+def _v(version: str | None) -> str:
+    return "no champion" if version is None else f"version {version}"
+
+
+ANY = "*"  # ``expected`` of a move that does not care which version is champion now
+
+
+def champion_history(client: MlflowClient, name: str) -> list[ChampionChange]:
+    """Every recorded move of ``champion``, oldest first (the old single-tag history, then
+    one registered-model tag per move)."""
     from mlflow.exceptions import MlflowException
 
     try:
-        raw = (client.get_registered_model(name).tags or {}).get(CHAMPION_HISTORY, "[]")
+        tags = client.get_registered_model(name).tags or {}
     except MlflowException as exc:
         raise ModelNotFoundError(f"model {name!r}: not in the registry") from exc
-    return [ChampionChange(**entry) for entry in json.loads(raw)]
+    fields = set(ChampionChange.__dataclass_fields__)
+    return [
+        ChampionChange(**{k: v for k, v in entry.items() if k in fields})
+        for entry in decode_champion_events(tags)
+        if fields <= set(entry)
+    ]
 
 
 def move_champion(
-    client: MlflowClient, name: str, version: str, action: str, by: str, reason: str
+    client: MlflowClient,
+    name: str,
+    version: str,
+    action: str,
+    by: str,
+    reason: str,
+    expected: str | None = ANY,
 ) -> ChampionChange:
-    """Point ``champion`` at ``version`` and record who moved it and why (history + tags)."""
+    """Point ``champion`` at ``version`` and record who moved it and why.
+
+    A compare-and-set: ``expected`` is the champion the caller weighed ``version`` against
+    (None: there was none); if the alias points elsewhere now, nothing moves and
+    ChampionMovedError says so. Callers serialise moves of one model (a lease, see
+    pipeline.runner.promotion_lease), so the check and the move are not interleaved with
+    another move. The move's record (its own registered-model tag, values bounded to fit
+    MLflow's 5,000-character column) is written BEFORE the alias moves: an alias never moves
+    without its record; a crash in between leaves a record whose move did not happen, which
+    the next move's ``previous`` shows.
+    """
     import datetime as dt
-    import json
 
     previous = alias_version(client, name, CHAMPION)
+    if expected != ANY and previous != expected:
+        raise ChampionMovedError(name, expected, previous)
+    now = dt.datetime.now(dt.UTC)
+    key = f"{CHAMPION_EVENT}{now.strftime('%Y%m%dT%H%M%S%fZ')}.{secrets.token_hex(3)}"
     change = ChampionChange(
-        version, previous, action, by, reason, dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        version, previous, action, bounded(by, 256), reason, now.isoformat(timespec="seconds")
     )
-    history = [*champion_history(client, name), change][-_HISTORY_KEEP:]
+    recorded = _bounded_change(client, name, version, change, key)
+    client.set_registered_model_tag(name, key, encode_champion_event(recorded.__dict__))
     set_alias(client, name, CHAMPION, version)
-    client.set_registered_model_tag(
-        name, CHAMPION_HISTORY, json.dumps([c.__dict__ for c in history], separators=(",", ":"))
-    )
-    for key, value in encode_champion_change(action, by, reason, change.at).items():
-        client.set_model_version_tag(name, version, key, value)
+    for tag, value in encode_champion_change(
+        action, recorded.by, recorded.reason, recorded.at
+    ).items():
+        client.set_model_version_tag(name, version, tag, value)
     if alias_version(client, name, CHALLENGER) == version:
         delete_alias(client, name, CHALLENGER)
     return change
+
+
+_REASON_MAX = 3000  # leaves room for the other fields of one event within TAG_VALUE_MAX
+
+
+def _bounded_change(
+    client: MlflowClient, name: str, version: str, change: ChampionChange, key: str
+) -> ChampionChange:
+    """``change`` with a reason short enough that the encoded event (JSON escapes included)
+    fits one tag value; a longer reason is kept whole as a text artifact of the version's
+    run, and the tag points at it."""
+    if len(change.reason) <= _REASON_MAX and _fits(change):
+        return change
+    pointer = ""
+    run_id = client.get_model_version(name, version).run_id
+    if run_id:
+        path = f"champion/{key.removeprefix(CHAMPION_EVENT)}.txt"
+        client.log_text(run_id, change.reason, path)
+        pointer = f"artifact {path} of run {run_id}"
+    return fit_reason(change, pointer)
+
+
+def fit_reason(change: ChampionChange, pointer: str = "") -> ChampionChange:
+    """``change`` with its reason cut (ending in ``pointer``) so the encoded event fits one tag
+    value; JSON escapes may lengthen the text, so it shrinks until it does."""
+    limit = _REASON_MAX
+    while True:
+        out = replace(change, reason=bounded(change.reason, limit, pointer))
+        excess = len(encode_champion_event(out.__dict__)) - TAG_VALUE_MAX
+        if excess <= 0 or limit <= 0:
+            return out
+        limit -= excess
+
+
+def _fits(change: ChampionChange) -> bool:
+    return len(encode_champion_event(change.__dict__)) <= TAG_VALUE_MAX
+
+
+def record_state(tags: Mapping[str, str]) -> str:
+    """``complete``, ``pending`` (its run died or is still writing it), ``failed``, or
+    ``legacy`` (registered before mlrig marked records, or by hand) for a version's tags."""
+    return tags.get(RECORD, "legacy")
+
+
+def usable(tags: Mapping[str, str]) -> bool:
+    """Whether a version with these tags may be champion or challenger: its record is complete
+    (or it predates the mark)."""
+    return record_state(tags) in (RecordState.COMPLETE, "legacy")
+
+
+def mark_record(client: MlflowClient, name: str, version: str, state: str) -> None:
+    client.set_model_version_tag(name, version, RECORD, state)
 
 
 def previous_champion(client: MlflowClient, name: str) -> str:
@@ -236,3 +337,44 @@ def previous_champion(client: MlflowClient, name: str) -> str:
     raise ModelNotFoundError(
         f"model {name!r}: no earlier champion recorded before version {current}"
     )
+
+
+def close_orphans(
+    client: MlflowClient, name: str, experiment_id: str, lease: str, keep: str | None = None
+) -> tuple[list[str], list[str]]:
+    """Close what a dead training of ``name`` left open: RUNNING runs written under ``lease``
+    (except ``keep``, the run this process was handed) are marked KILLED, and versions of those
+    runs whose record is still pending are marked failed (and lose the challenger alias).
+
+    Only the holder of ``lease`` may call this: then no live process is writing a run under
+    it, so anything still open with it belongs to a dead one. Runs written under another
+    lease (another home sharing this MLflow store with its own prediction store) are left
+    alone: their writer may be alive. Returns (run ids killed, versions failed).
+    """
+    from mlrig.tracking.tags import LEASE, MODEL
+
+    def ours(run_id: str) -> bool:
+        return client.get_run(run_id).data.tags.get(LEASE) == lease
+
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"attributes.status = 'RUNNING' and tags.`{MODEL}` = '{name}'",
+        max_results=1000,
+    )
+    killed = [
+        r.info.run_id for r in runs if r.info.run_id != keep and r.data.tags.get(LEASE) == lease
+    ]
+    for run_id in killed:
+        client.set_terminated(run_id, "KILLED")
+    failed: list[str] = []
+    for mv in client.search_model_versions(f"name='{name}'"):
+        if (mv.tags or {}).get(RECORD) != RecordState.PENDING or not mv.run_id:
+            continue
+        if mv.run_id in killed or (mv.run_id != keep and ours(mv.run_id)):
+            if client.get_run(mv.run_id).info.status == "RUNNING":
+                continue  # not ours to judge: a live writer elsewhere
+            mark_record(client, name, str(mv.version), RecordState.FAILED)
+            failed.append(str(mv.version))
+            if alias_version(client, name, CHALLENGER) == str(mv.version):
+                delete_alias(client, name, CHALLENGER)
+    return killed, failed

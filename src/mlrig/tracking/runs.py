@@ -93,10 +93,12 @@ def log_training_run(
     record: RunRecord,
     model: object,
     run_id: str | None = None,
+    finish: bool = True,
 ) -> LoggedRun:
     """Log ``record`` and ``model`` into a new run, or into the open run ``run_id`` (tune's
-    parent run, or the run `mlflow run` opened: ``MLFLOW_RUN_ID``), and finish it; a failure
-    marks the run FAILED. Every write goes through ``client``."""
+    parent run, or the run `mlflow run` opened: ``MLFLOW_RUN_ID``), and finish it (unless
+    ``finish`` is False: the caller ends it once the rest of its record is written); a
+    failure marks the run FAILED. Every write goes through ``client``."""
     from mlflow.data.pandas_dataset import from_pandas
     from mlflow.entities import DatasetInput, InputTag, Metric, Param
     from mlflow.models import infer_signature
@@ -144,7 +146,8 @@ def log_training_run(
     except BaseException:
         client.set_terminated(run_id, "FAILED")
         raise
-    client.set_terminated(run_id, "FINISHED")
+    if finish:
+        client.set_terminated(run_id, "FINISHED")
     return LoggedRun(run_id, model_uri, str(run.info.experiment_id))
 
 

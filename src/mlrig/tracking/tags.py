@@ -12,6 +12,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 # --- a training run (and, for TASK and the gate, its model version) ---------------------------
@@ -24,6 +25,22 @@ DATA_SOURCE = "mlrig.data_source"
 EVAL_SET_DIGEST = "mlrig.eval_set.digest"
 EVAL_SET_RUN_ID = "mlrig.eval_set.run_id"
 EVAL_SET_THIS_RUN = "this run"  # EVAL_SET_RUN_ID of the run that stored the set itself
+# how the set's target was labelled (target, task, positive threshold): a set labelled otherwise
+# is stale, so the next run draws a new one instead of scoring on old labels
+EVAL_SET_LABELLING = "mlrig.eval_set.labelling"
+
+# --- completeness of a version's record (model-version tag) ----------------------------------
+# Written "pending" with the version (one transaction), "complete" once every tag the gate
+# writes is in, "failed" when a step after registration failed. A version without the tag was
+# registered before it existed (or by hand) and reads as before.
+RECORD = "mlrig.record"
+
+
+class RecordState(StrEnum):
+    PENDING = "pending"
+    COMPLETE = "complete"
+    FAILED = "failed"
+
 
 # --- the champion gate (run and model-version tags) ------------------------------------------
 GATE_PROMOTE = "mlrig.gate.promote"
@@ -37,8 +54,12 @@ GATE_RULE = "mlrig.gate.rule"
 GATE_SETS = "mlrig.gate.sets"  # JSON list: both models' scores on every set
 
 # --- champion moves (registered-model tag, and model-version tags of the new champion) -------
-CHAMPION_HISTORY = "mlrig.champion_history"  # JSON list, oldest first
+CHAMPION_HISTORY = "mlrig.champion_history"  # JSON list, oldest first; read only (old models)
+CHAMPION_EVENT = "mlrig.champion_event."  # + sortable unique key: one tag per move, never rewritten
 _CHAMPION_CHANGE = "mlrig.champion."  # + action | by | reason | at
+# MLflow's tag value columns hold 5,000 characters on PostgreSQL and MySQL (SQLite: unlimited),
+# so every value mlrig writes that could grow stays under this.
+TAG_VALUE_MAX = 5000
 
 # --- tuning (the parent run, and each nested trial run) --------------------------------------
 STUDY = "mlrig.study"
@@ -48,6 +69,9 @@ TRIAL_STATE = "mlrig.state"  # Optuna's: COMPLETE | PRUNED | FAIL
 
 # --- monitoring runs (written by mlrig.monitoring.monitor) -----------------------------------
 MODEL = "mlrig.model"
+# on training runs and tune parents: the training lease (store, name) its writer held, so a
+# later holder of the same lease knows a RUNNING run with it belongs to a dead process
+LEASE = "mlrig.lease"
 MODEL_VERSION = "mlrig.model_version"
 MONITORING_VERDICT = "mlrig.monitoring.verdict"
 
@@ -157,18 +181,63 @@ def _number(text: str) -> float:
 
 def encode_champion_change(action: str, by: str, reason: str, at: str) -> dict[str, str]:
     """Tags of the version that just became champion: how (gate | promote | rollback), by
-    whom, why and when (ISO-8601 UTC)."""
+    whom, why (cut to fit a tag value) and when (ISO-8601 UTC)."""
     return {
         _CHAMPION_CHANGE + "action": action,
-        _CHAMPION_CHANGE + "by": by,
-        _CHAMPION_CHANGE + "reason": reason,
+        _CHAMPION_CHANGE + "by": bounded(by, 256),
+        _CHAMPION_CHANGE + "reason": bounded(reason, TAG_VALUE_MAX),
         _CHAMPION_CHANGE + "at": at,
     }
 
 
-def encode_study(study: str, families: list[str]) -> dict[str, str]:
-    """Tags of a tuning parent run: the Optuna study and the families it searched."""
-    return {STUDY: study, TUNED_FAMILIES: ",".join(families)}
+def bounded(text: str, limit: int, pointer: str = "") -> str:
+    """``text`` when it fits in ``limit`` characters, else its start, an ellipsis and
+    ``pointer`` (where the full text is), within ``limit``."""
+    if len(text) <= limit:
+        return text
+    tail = f"… [{len(text)} characters{'; full text: ' + pointer if pointer else ''}]"
+    return text[: max(0, limit - len(tail))] + tail
+
+
+def encode_champion_event(entry: Mapping[str, Any]) -> str:
+    """One champion move as a tag value (compact JSON); the caller bounds the reason."""
+    return json.dumps(dict(entry), separators=(",", ":"), ensure_ascii=False)
+
+
+def decode_champion_events(tags: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Every champion move recorded in registered-model ``tags``: the old single history tag
+    first (its entries are older), then one tag per move in key order (time, then a random
+    suffix). Entries that do not parse are skipped, not fatal: the history is a record, and
+    one bad value must not hide the rest."""
+    out = _json_list(tags.get(CHAMPION_HISTORY, ""))
+    for key in sorted(k for k in tags if k.startswith(CHAMPION_EVENT)):
+        try:
+            entry = json.loads(tags[key])
+        except ValueError:
+            continue
+        if isinstance(entry, dict):
+            out.append(entry)
+    return out
+
+
+def encode_labelling(target: str, task: str, positive_threshold: float | None) -> str:
+    """How an evaluation set's target was labelled, as a tag value compared verbatim."""
+    return json.dumps(
+        {"target": target, "task": task, "positive_threshold": positive_threshold},
+        sort_keys=True,
+    )
+
+
+def encode_study(
+    study: str, families: list[str], model: str | None = None, lease: str | None = None
+) -> dict[str, str]:
+    """Tags of a tuning parent run: the Optuna study, the families it searched, and the
+    registered model and training lease it runs under (so the next holder of that lease can
+    close it if its process died)."""
+    out = {STUDY: study, TUNED_FAMILIES: ",".join(families)}
+    if model and lease:
+        out.update({MODEL: model, LEASE: lease})
+    return out
 
 
 def encode_trial(number: int, state: str) -> dict[str, str]:
