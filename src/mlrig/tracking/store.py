@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from mlrig.config import Settings
 from mlrig.errors import TrackingError
+from mlrig.redact import redact_url
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -49,9 +50,5 @@ def ensure_experiment(client: MlflowClient, settings: Settings, name: str | None
 
 
 def redact(uri: str) -> str:
-    """A URI without its password, safe to show in messages and logs."""
-    if "@" in uri and "://" in uri:
-        scheme, rest = uri.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
-    return uri
+    """A URI without its password or tokens, safe to show in messages and logs."""
+    return redact_url(uri)
