@@ -108,7 +108,9 @@ def _userinfo_end(rest: str) -> int:
     for match in re.finditer("@", rest):
         if _HOST.match(rest, match.end()):
             before = rest[: match.start()]
-            first_path = min((i for i in (before.find("/"), before.find("?")) if i >= 0), default=-1)
+            first_path = min(
+                (i for i in (before.find("/"), before.find("?")) if i >= 0), default=-1
+            )
             if first_path < 0 or ":" in before[:first_path]:
                 return match.start()
     return -1

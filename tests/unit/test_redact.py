@@ -16,8 +16,14 @@ SECRET = "s3cr3t-Pa55"
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        (f"postgresql://mlrig:{SECRET}@127.0.0.1:5432/db", "postgresql://mlrig:***@127.0.0.1:5432/db"),
-        (f"postgresql+psycopg://u:{SECRET}@h/db?sslmode=require", "postgresql+psycopg://u:***@h/db?sslmode=require"),
+        (
+            f"postgresql://mlrig:{SECRET}@127.0.0.1:5432/db",
+            "postgresql://mlrig:***@127.0.0.1:5432/db",
+        ),
+        (
+            f"postgresql+psycopg://u:{SECRET}@h/db?sslmode=require",
+            "postgresql+psycopg://u:***@h/db?sslmode=require",
+        ),
         (f"mysql://u:p@{SECRET}@h/db", "mysql://u:***@h/db"),  # an unencoded '@' in the password
         (f"postgresql://u:a/{SECRET}@h/db", "postgresql://u:***@h/db"),  # an unencoded '/'
         (f"https://u:{SECRET}@h/x.csv", "https://u:***@h/x.csv"),
@@ -28,9 +34,15 @@ SECRET = "s3cr3t-Pa55"
             "https://b.s3.amazonaws.com/x.csv?X-Amz-Algorithm=AWS4&X-Amz-Credential=***"
             "&X-Amz-Expires=60&X-Amz-Signature=***",
         ),
-        (f"https://a.blob.core.windows.net/c/x.csv?sv=2022&sig={SECRET}", "https://a.blob.core.windows.net/c/x.csv?sv=2022&sig=***"),
+        (
+            f"https://a.blob.core.windows.net/c/x.csv?sv=2022&sig={SECRET}",
+            "https://a.blob.core.windows.net/c/x.csv?sv=2022&sig=***",
+        ),
         (f"http://h/x.csv?access_token={SECRET}#part", "http://h/x.csv?access_token=***#part"),
-        (f"http://h/x?token={SECRET}&password={SECRET}&sas_token={SECRET}", "http://h/x?token=***&password=***&sas_token=***"),
+        (
+            f"http://h/x?token={SECRET}&password={SECRET}&sas_token={SECRET}",
+            "http://h/x?token=***&password=***&sas_token=***",
+        ),
         (f"postgresql://u@h/db?password={SECRET}", "postgresql://u@h/db?password=***"),
     ],
 )
@@ -83,7 +95,11 @@ def test_no_generated_password_survives(password: str, scheme: str) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(token=st.text(alphabet=string.ascii_letters + string.digits + "%-_.~/+", min_size=1, max_size=40))
+@given(
+    token=st.text(
+        alphabet=string.ascii_letters + string.digits + "%-_.~/+", min_size=1, max_size=40
+    )
+)
 def test_no_generated_token_survives(token: str) -> None:
     url = f"https://h/x.csv?X-Amz-Signature={token}&X-Amz-Credential={token}&x=1"
     out = redact_url(url)

@@ -141,6 +141,7 @@ def prepare_step(data: ValidatedData, settings: Settings) -> Prepared:
             settings.data.test_size,
             settings.data.split_seed,
             stratify=schema.task == "classification",
+            source=f"data file {data.source}",
         )
         frozen = split.x_test.assign(**{target: split.y_test})
         note = "new evaluation set (stored with this run)"
