@@ -89,6 +89,27 @@ def split_problem(target: pd.Series, test_size: float, stratify: bool) -> str | 
     return None
 
 
+def training_problem(target: pd.Series, classification: bool) -> str | None:
+    """Why the rows left for training (every copy of an evaluation row removed) cannot train
+    a model, or None: too few rows, or a single class for a classifier. Data that repeats a
+    few rows can lose all of them to the evaluation set."""
+    rows = len(target)
+    if rows < MIN_SIDE_ROWS:
+        return (
+            f"only {rows} training row(s) remain once every copy of an evaluation row is "
+            f"removed (need at least {MIN_SIDE_ROWS}): the data repeats its rows; add "
+            "distinct rows"
+        )
+    if classification and target.nunique() < 2:
+        only = ", ".join(repr(_plain(c)) for c in target.unique()[:1])
+        return (
+            f"column {target.name!r}: the training rows hold only class {only} once every "
+            "copy of an evaluation row is removed; a classifier needs two classes (add rows "
+            "of the other classes)"
+        )
+    return None
+
+
 def _plain(value: object) -> object:
     """A NumPy scalar as the Python value it holds, so messages read ``5`` not ``np.int64(5)``."""
     item = getattr(value, "item", None)

@@ -12,7 +12,7 @@ import pytest
 
 from mlrig.data.ingest import load_table
 from mlrig.data.schema import FeatureSchema
-from mlrig.data.split import split_frame, split_problem
+from mlrig.data.split import split_frame, split_problem, training_problem
 from mlrig.data.validate import Contract, validate_frame
 from mlrig.errors import DataValidationError
 
@@ -147,3 +147,13 @@ def test_the_smallest_splittable_regression_sets_split() -> None:
         frame = pd.DataFrame({"a": np.arange(rows, dtype=float), "y": np.arange(rows, dtype=float)})
         split = split_frame(frame, schema, 0.25, 1)
         assert min(len(split.y_train), len(split.y_test)) >= 2
+
+
+def test_training_rows_must_be_able_to_train() -> None:
+    y = pd.Series([1.0, 2.0, 3.0], name="y")
+    assert training_problem(y, classification=False) is None
+    assert "only 1 training row(s)" in str(training_problem(y.head(1), classification=False))
+    assert "only 0 training row(s)" in str(training_problem(y.head(0), classification=True))
+    one_class = pd.Series([4, 4, 4], name="y")
+    assert "only class 4" in str(training_problem(one_class, classification=True))
+    assert training_problem(one_class, classification=False) is None  # a constant fit is valid
