@@ -135,3 +135,35 @@ def test_a_live_postgresql_store_passes_and_a_dead_database_name_is_final(
     assert slept == []  # the server answered "no": retrying cannot help
     assert "no_such_database" in str(info.value)
     assert "cannot connect (" in str(info.value)
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A real listening socket that never answers: the kernel completes the TCP handshake,
+    nobody reads or writes — a store that hangs instead of refusing."""
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    yield int(sock.getsockname()[1])
+    sock.close()
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["http://u:{pw}@127.0.0.1:{port}", "postgresql+psycopg://u:{pw}@127.0.0.1:{port}/db"],
+    ids=["http", "postgresql"],
+)
+def test_a_store_that_hangs_is_given_up_after_the_timeout(silent_port: int, uri: str) -> None:
+    slept: list[float] = []
+    started = time.monotonic()
+    with pytest.raises(TrackingError) as info:
+        probe_store(uri.format(pw=PASSWORD, port=silent_port), 2, 1, sleep=slept.append)
+    elapsed = time.monotonic() - started
+    assert slept == [0.5]  # one retry, then the error
+    # two attempts of 2 s each (libpq's minimum); without the timeout this would hang for good
+    assert 3.5 < elapsed < LIMIT_S, f"{elapsed:.1f} s"
+    message = str(info.value)
+    assert "cannot connect after 2 attempts" in message and "timeout" in message.lower()
+    assert PASSWORD not in message and "u:***@127.0.0.1" in message
