@@ -23,7 +23,7 @@ def _rows(n: int) -> list[str]:
             ["a,b,y", "1,2,1.5", "2,3,2.5", "3,4,3.5", "4,inf,4.5"]
             + [f"{i},{i},{i}.5" for i in range(5, 40)],
             {},
-            ["column 'b': non-finite values", "line 5", "inf"],
+            ["column 'b': non-finite or too large values", "line 5", "inf"],
             id="inf-feature",
         ),
         # the two below reach the split, after the MLflow store is created (≈10–25 s loaded)

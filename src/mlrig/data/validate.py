@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 _MAX_EXAMPLES = 3
+# The largest magnitude trained on: scaling squares every value and sums the squares, which
+# overflows float64 (≈1.8e308) beyond ≈1e154 and then fits on NaN; 1e150 leaves room for
+# sums over 10⁸ rows. inf, -inf and "1e999" (read as inf) are refused by the same check.
+MAX_ABS = 1e150
 _MAX_CLASSES = 50
 
 
@@ -145,13 +149,16 @@ def _with_pandera(frame: pd.DataFrame, source: str, spec: _Spec) -> pd.DataFrame
 
 
 def _finite(column: pd.Series) -> pd.Series:
-    """True where a value is a finite number; values that are no number at all count as
-    finite here (pandera runs checks even when coercion failed, and reports those itself)."""
+    """True where a value is a number scikit-learn can scale (finite, |x| ≤ ``MAX_ABS``);
+    values that are no number at all count as fine here (pandera runs checks even when
+    coercion failed, and reports those itself)."""
     import numpy as np
     import pandas as pd
 
-    numbers = pd.to_numeric(column, errors="coerce")
-    return pd.Series(~np.isinf(numbers.to_numpy(dtype="float64")), index=column.index)
+    numbers = pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64")
+    with np.errstate(invalid="ignore"):
+        ok = np.isnan(numbers) | (np.abs(numbers) <= MAX_ABS)
+    return pd.Series(ok, index=column.index)
 
 
 def _numeric_without_pandera(frame: pd.DataFrame, spec: _Spec) -> pd.DataFrame | None:
@@ -177,7 +184,7 @@ def _numeric_without_pandera(frame: pd.DataFrame, spec: _Spec) -> pd.DataFrame |
     floats = columns if spec.target_float else spec.features
     out = frame.astype(dict.fromkeys(floats, "float64"))
     values = out[floats].to_numpy()
-    if out[columns].isna().to_numpy().any() or not np.isfinite(values).all():
+    if out[columns].isna().to_numpy().any() or not (np.abs(values) <= MAX_ABS).all():
         return None
     if spec.varied_target and out[spec.target].nunique() <= 1:
         return None
@@ -287,7 +294,7 @@ _CHECK_TEXT = {
     "column_in_schema": "unexpected extra column",
     "not_nullable": "missing values (NaN)",
     "target is constant": "target is constant (one distinct value)",
-    "non-finite values": "non-finite values (inf, -inf or too large for float64)",
+    "non-finite values": f"non-finite or too large values (inf, -inf, |x| > {MAX_ABS:g})",
 }
 _ROW_DETAIL = ("non-numeric values", "missing values (NaN)", _CHECK_TEXT["non-finite values"])
 

@@ -39,13 +39,16 @@ def _refused(frame: pd.DataFrame, contract: Contract = REG) -> str:
         ("a,b,y\n1,2,1\n2,2,2\n3,1e999,3\n4,5,4\n", "b", 4, "inf"),  # overflows float64
         ("a,b,y\n1,2,1\n2,2,2\n3,2,3\n4,5,Infinity\n", "y", 5, "inf"),  # the target
         ("a,b,y\n1,x,1\n2,y,2\n1e400,z,3\n4,w,4\n", "a", 4, "inf"),  # beside a text column
+        # finite, but scaling squares it: overflow, then scikit-learn fits on NaN
+        ("a,b,y\n1,2,1\n1e308,2,2\n3,2,3\n4,5,4\n", "a", 3, "1e+308"),
+        ("a,b,y\n1,2,1\n2,2,2\n3,2,-2e200\n4,5,4\n", "y", 4, "-2e+200"),
     ],
 )
 def test_non_finite_values_are_refused_with_column_and_line(
     text: str, column: str, line: int, value: str
 ) -> None:
     message = _refused(_csv(text))
-    assert f"column {column!r}: non-finite values" in message
+    assert f"column {column!r}: non-finite or too large values" in message
     assert f"line {line}" in message
     assert value in message
 
@@ -157,3 +160,9 @@ def test_training_rows_must_be_able_to_train() -> None:
     one_class = pd.Series([4, 4, 4], name="y")
     assert "only class 4" in str(training_problem(one_class, classification=True))
     assert training_problem(one_class, classification=False) is None  # a constant fit is valid
+
+
+def test_large_but_safe_values_pass() -> None:
+    frame = pd.DataFrame({"a": [1e149, -1e149, 3.0, 4.0], "y": [1.0, 2.0, 3.0, 1e100]})
+    out = validate_frame(frame, "ok.csv", REG).frame
+    assert out["a"].tolist() == [1e149, -1e149, 3.0, 4.0]
