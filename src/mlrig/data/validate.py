@@ -63,6 +63,7 @@ def validate_frame(
             f"data file {source}: duplicated column name(s) {', '.join(map(repr, duplicated))} "
             "(each column needs a unique name)"
         )
+    _check_contract(contract, source)
     if target not in frame.columns:
         raise DataValidationError(
             f"data file {source}: target column {target!r} is missing "
@@ -102,6 +103,27 @@ def validate_frame(
         tuple(features), target, tuple(f for f in features if f in categorical), task
     )
     return Validated(out, schema, note)
+
+
+def _check_contract(contract: Contract, source: str) -> None:
+    """The config's column lists must not contradict themselves: a target among the features
+    would train on the answer, a repeated feature would be fed twice."""
+    target, features = contract.target, contract.features or []
+    if target in features:
+        raise DataValidationError(
+            f"data file {source}: data.features lists the target column {target!r} "
+            "(a model must not be given the answer; remove it from data.features)"
+        )
+    if target in contract.drop:
+        raise DataValidationError(
+            f"data file {source}: data.drop names the target column {target!r}"
+        )
+    repeated = sorted({f for f in features if features.count(f) > 1})
+    if repeated:
+        raise DataValidationError(
+            f"data file {source}: data.features lists {', '.join(map(repr, repeated))} "
+            "more than once"
+        )
 
 
 @dataclass(frozen=True)

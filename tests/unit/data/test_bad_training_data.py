@@ -166,3 +166,17 @@ def test_large_but_safe_values_pass() -> None:
     frame = pd.DataFrame({"a": [1e149, -1e149, 3.0, 4.0], "y": [1.0, 2.0, 3.0, 1e100]})
     out = validate_frame(frame, "ok.csv", REG).frame
     assert out["a"].tolist() == [1e149, -1e149, 3.0, 4.0]
+
+
+@pytest.mark.parametrize(
+    ("contract", "expected"),
+    [
+        (Contract(target="y", features=["a", "y"]), "data.features lists the target column 'y'"),
+        (Contract(target="y", features=["a", "a"]), "data.features lists 'a' more than once"),
+        (Contract(target="y", drop=["y"]), "data.drop names the target column 'y'"),
+    ],
+)
+def test_a_contract_that_contradicts_itself_is_refused(contract: Contract, expected: str) -> None:
+    """These trained silently before: on the answer itself, or on a feature fed twice."""
+    frame = pd.DataFrame({"a": [1.0, 2, 3, 4], "y": [1.0, 2, 3, 4]})
+    assert expected in _refused(frame, contract)
