@@ -85,6 +85,14 @@ class TrackingSettings(_Section):
     promotion_margin: float = Field(
         0.0, ge=0, description="A challenger must beat the champion by more than this."
     )
+    # A store that refuses connections made MLflow retry silently for 1 min 44 s; mlrig
+    # probes a database or server store first and fails within seconds instead.
+    connect_timeout: float = Field(
+        5.0, gt=0, le=300, description="Seconds one probe of a database/server store may take."
+    )
+    connect_retries: int = Field(
+        2, ge=0, le=20, description="Probes retried (1 s, 2 s, 4 s … apart) before giving up."
+    )
 
 
 class PipelineSettings(_Section):

@@ -17,6 +17,7 @@ from mlrig.cli.options import (
     settings_from,
 )
 from mlrig.cli.summary import print_result
+from mlrig.redact import redact_url
 
 if TYPE_CHECKING:
     from mlrig.pipeline.loop import LoopResult
@@ -57,7 +58,8 @@ def retrain_command(
     else:
         err = Console(stderr=True)
         err.print(
-            f"[bold]mlrig retrain[/] {settings.tracking.model_name} → {settings.tracking_uri}"
+            f"[bold]mlrig retrain[/] {settings.tracking.model_name} → "
+            f"{redact_url(settings.tracking_uri)}"
         )
         with err.status("starting") as status:
             result = retrain(settings, start, on_step=lambda s: status.update(f"{s}…"))

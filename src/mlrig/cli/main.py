@@ -52,7 +52,10 @@ def main() -> None:
     try:
         app()
     except MlrigError as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        from mlrig.redact import redact_text
+
+        # the last line of defence: a message quoting a URL never shows its credentials
+        sys.stderr.write(f"error: {redact_text(str(exc))}\n")
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")

@@ -55,8 +55,11 @@ def run_command(
     """Train, evaluate, track and register a model; promote it to champion if it is better."""
     with collector_paused():
         from rich.console import Console
+        from rich.markup import escape
 
         from mlrig.pipeline.runner import choose_mode, run_training
+        from mlrig.redact import redact_url
+        from mlrig.tracking.store import check_reachable
 
         quiet_libraries()
         settings = settings_from(
@@ -73,8 +76,12 @@ def run_command(
         show = not (quiet or as_json)
         if show:
             err.print(
-                f"[bold]mlrig run[/] ({choose_mode(settings)} mode) → {settings.tracking_uri}"
+                f"[bold]mlrig run[/] ({choose_mode(settings)} mode) → "
+                f"{escape(redact_url(settings.tracking_uri))}"
             )
+        # before the data is read: a dead store fails in seconds, not after loading and fitting
+        check_reachable(settings)
+        if show:
             with err.status("starting") as status:
                 result = run_training(settings, on_step=lambda s: status.update(f"{s}…"))
         else:

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from mlrig.redact import redact_text, redact_url
+
 if TYPE_CHECKING:
     from mlrig.pipeline.results import RunResult
 
@@ -16,7 +18,7 @@ def print_result(result: RunResult, *, quiet: bool, as_json: bool) -> None:
     from rich.markup import escape
 
     if as_json:
-        typer.echo(json.dumps(result.as_dict(), indent=2))
+        typer.echo(json.dumps(shown_dict(result), indent=2))
         return
     out = Console(soft_wrap=True, highlight=False)  # long paths stay on one line when piped
     d = result.decision
@@ -27,9 +29,9 @@ def print_result(result: RunResult, *, quiet: bool, as_json: bool) -> None:
         )
         return
     for note in result.notes:
-        out.print(f"note      {escape(note)}")
+        out.print(f"note      {escape(redact_text(note))}")
     out.print(
-        f"data      {escape(result.data_source)} ({result.rows} rows, {result.task}; "
+        f"data      {escape(redact_url(result.data_source))} ({result.rows} rows, {result.task}; "
         f"{result.train_rows} train / {result.test_rows} evaluation, digest {result.data_digest})"
     )
     out.print(f"eval set  {escape(result.eval_set)}")
@@ -56,6 +58,16 @@ def print_result(result: RunResult, *, quiet: bool, as_json: bool) -> None:
     for line in gate_lines(d):
         out.print(f"          {escape(line)}")
     out.print(f"next      mlrig models show {result.model_name} · mlrig ui · mlrig serve")
+
+
+def shown_dict(result: RunResult) -> dict[str, Any]:
+    """The ``--json`` summary: ``result.as_dict()`` with the store and data URLs redacted
+    (scripts read it, CI logs keep it)."""
+    out = result.as_dict()
+    out["tracking_uri"] = redact_url(out["tracking_uri"])
+    out["data_source"] = redact_url(out["data_source"])
+    out["notes"] = [redact_text(n) for n in out["notes"]]
+    return out
 
 
 def gate_lines(decision: dict[str, Any]) -> list[str]:

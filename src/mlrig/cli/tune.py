@@ -8,6 +8,7 @@ import typer
 
 from mlrig.cli.options import ConfigOpt, HomeOpt, JsonOpt, QuietOpt, quiet_libraries, settings_from
 from mlrig.cli.summary import print_result
+from mlrig.redact import redact_url
 
 
 def tune_command(
@@ -76,7 +77,10 @@ def tune_command(
         result = run_training(settings, trainer=make_tune_step())
     else:
         err = Console(stderr=True)
-        err.print(f"[bold]mlrig tune[/] ({choose_mode(settings)} mode) → {settings.tracking_uri}")
+        err.print(
+            f"[bold]mlrig tune[/] ({choose_mode(settings)} mode) → "
+            f"{redact_url(settings.tracking_uri)}"
+        )
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),

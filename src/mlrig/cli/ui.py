@@ -34,25 +34,33 @@ def ui_command(
     if prefect:
         _prefect_ui(settings, open_browser)
         return
+    from mlrig.redact import redact_url
+    from mlrig.tracking.store import check_reachable
+
     settings.home_dir.mkdir(parents=True, exist_ok=True)
-    bin_dir = str(Path(sys.executable).parent)  # mlflow execs uvicorn by name
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
-    argv = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "ui",
-        "--backend-store-uri",
-        settings.tracking_uri,
-        "--registry-store-uri",
-        settings.registry_uri,
-        "--host",
-        host,
-        "--port",
-        str(port),
-    ]
-    typer.echo(f"MLflow UI on http://{host}:{port} (store {settings.tracking_uri})", err=True)
-    os.execve(sys.executable, argv, env)
+    check_reachable(settings)  # MLflow's server would retry a dead store for minutes
+    store = redact_url(settings.tracking_uri)
+    typer.echo(f"MLflow UI on http://{host}:{port} (store {store})", err=True)
+    os.execve(sys.executable, ui_argv(host, port), ui_env(settings, dict(os.environ)))
+
+
+def ui_argv(host: str, port: int) -> list[str]:
+    """The `mlflow ui` command line: no store URI on it, because every user of the machine
+    can read a process's arguments (`ps`); the URIs go through the environment."""
+    return [sys.executable, "-m", "mlflow", "ui", "--host", host, "--port", str(port)]
+
+
+def ui_env(settings: Any, base: dict[str, str]) -> dict[str, str]:
+    """``base`` plus the variables `mlflow server`/`ui` reads for --backend-store-uri and
+    --registry-store-uri (its click options' envvar), and the venv's bin on PATH (mlflow
+    execs uvicorn by name)."""
+    bin_dir = str(Path(sys.executable).parent)
+    return {
+        **base,
+        "PATH": f"{bin_dir}{os.pathsep}{base.get('PATH', '')}",
+        "MLFLOW_BACKEND_STORE_URI": settings.tracking_uri,
+        "MLFLOW_REGISTRY_STORE_URI": settings.registry_uri,
+    }
 
 
 def _prefect_ui(settings: Any, open_browser: bool) -> None:

@@ -14,7 +14,8 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlrig.errors import DataSourceError
+from mlrig.errors import DataSourceError, DataValidationError
+from mlrig.redact import redact_text, redact_url
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,11 +52,16 @@ def is_url(source: str) -> bool:
 
 
 def load_table(source: str | Path | None = None, separator: str | None = None) -> LoadedTable:
-    """Read ``source`` (None = embedded red wine). Raises DataSourceError naming the source."""
+    """Read ``source`` (None = embedded red wine). ``LoadedTable.source`` is ``source`` with
+    any credential masked. Raises DataSourceError naming the (redacted) source, and
+    DataValidationError for duplicated column names."""
     if source is None:
         source = embedded_path()
-    name = str(source)
-    raw = _fetch(name) if is_url(name) else _read_file(Path(name))
+    url = str(source)
+    # Credentials in a URL (a password, a presigned token) fetch the data and go no further:
+    # the source every message, tag and lineage record shows is the redacted one.
+    name = redact_url(url)
+    raw = _fetch(url) if is_url(url) else _read_file(Path(url))
     if not raw.strip():
         raise DataSourceError(f"data file {name}: is empty (expected a CSV or Parquet table)")
     fmt = _detect_format(name, raw)
@@ -76,14 +82,18 @@ def _read_file(path: Path) -> bytes:
 def _fetch(url: str) -> bytes:
     import httpx
 
+    shown = redact_url(url)
     try:
         response = httpx.get(url, timeout=URL_TIMEOUT_S, follow_redirects=True)
-    except httpx.TimeoutException as exc:
-        raise DataSourceError(f"data URL {url}: timed out after {URL_TIMEOUT_S:.0f} s") from exc
+    except httpx.TimeoutException:
+        raise DataSourceError(f"data URL {shown}: timed out after {URL_TIMEOUT_S:.0f} s") from None
     except httpx.HTTPError as exc:
-        raise DataSourceError(f"data URL {url}: cannot be fetched ({exc})") from exc
+        # httpx's message may quote the URL, credentials and all; the chained exception too.
+        raise DataSourceError(
+            f"data URL {shown}: cannot be fetched ({redact_text(str(exc))})"
+        ) from None
     if response.status_code != 200:
-        raise DataSourceError(f"data URL {url}: HTTP {response.status_code}, expected 200")
+        raise DataSourceError(f"data URL {shown}: HTTP {response.status_code}, expected 200")
     return response.content
 
 
@@ -124,11 +134,24 @@ def _parse_csv(name: str, raw: bytes, separator: str | None) -> pd.DataFrame:
         raise DataSourceError(f"data file {name}: is not UTF-8 text, expected CSV") from exc
     sep = separator or sniff_separator(text)
     try:
-        return pd.read_csv(io.StringIO(text), sep=sep)
+        frame = pd.read_csv(io.StringIO(text), sep=sep)
+        header = pd.read_csv(
+            io.StringIO(text), sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False
+        )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         raise DataSourceError(
             f"data file {name}: is not valid CSV with separator {sep!r} ({exc})"
         ) from exc
+    # pandas renames a repeated header ("a", "a" → "a", "a.1"): two columns would train under
+    # names the file does not have, and the second "a" would never match a request's "a".
+    names = [str(v) for v in header.iloc[0].tolist()]
+    repeated = sorted({n for n in names if n and names.count(n) > 1})
+    if repeated:
+        raise DataValidationError(
+            f"data file {name}: duplicated column name(s) {', '.join(map(repr, repeated))} "
+            "in the header (each column needs a unique name)"
+        )
+    return frame
 
 
 def sniff_separator(text: str) -> str:

@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 _MAX_EXAMPLES = 3
+# The largest magnitude trained on: scaling squares every value and sums the squares, which
+# overflows float64 (≈1.8e308) beyond ≈1e154 and then fits on NaN; 1e150 leaves room for
+# sums over 10⁸ rows. inf, -inf and "1e999" (read as inf) are refused by the same check.
+MAX_ABS = 1e150
 _MAX_CLASSES = 50
 
 
@@ -53,6 +57,13 @@ def validate_frame(
     the columns.
     """
     target = contract.target
+    duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+    if duplicated:
+        raise DataValidationError(
+            f"data file {source}: duplicated column name(s) {', '.join(map(repr, duplicated))} "
+            "(each column needs a unique name)"
+        )
+    _check_contract(contract, source)
     if target not in frame.columns:
         raise DataValidationError(
             f"data file {source}: target column {target!r} is missing "
@@ -64,6 +75,11 @@ def validate_frame(
             f"data file {source}: data.drop names missing column(s) {', '.join(unknown_drop)}"
         )
     frame = frame.drop(columns=contract.drop)
+    if frame[target].isna().all():
+        raise DataValidationError(
+            f"data file {source}: target column {target!r} has no values "
+            f"(all {len(frame)} rows are empty)"
+        )
     features = contract.features or [str(c) for c in frame.columns if c != target]
     if not features:
         raise DataValidationError(f"data file {source}: no feature columns besides {target!r}")
@@ -89,6 +105,27 @@ def validate_frame(
     return Validated(out, schema, note)
 
 
+def _check_contract(contract: Contract, source: str) -> None:
+    """The config's column lists must not contradict themselves: a target among the features
+    would train on the answer, a repeated feature would be fed twice."""
+    target, features = contract.target, contract.features or []
+    if target in features:
+        raise DataValidationError(
+            f"data file {source}: data.features lists the target column {target!r} "
+            "(a model must not be given the answer; remove it from data.features)"
+        )
+    if target in contract.drop:
+        raise DataValidationError(
+            f"data file {source}: data.drop names the target column {target!r}"
+        )
+    repeated = sorted({f for f in features if features.count(f) > 1})
+    if repeated:
+        raise DataValidationError(
+            f"data file {source}: data.features lists {', '.join(map(repr, repeated))} "
+            "more than once"
+        )
+
+
 @dataclass(frozen=True)
 class _Spec:
     """The column contract validation enforces."""
@@ -106,23 +143,44 @@ def _with_pandera(frame: pd.DataFrame, source: str, spec: _Spec) -> pd.DataFrame
     import pandera.errors as pa_errors
     import pandera.pandas as pa
 
+    # inf, -inf and numbers too large for float64 ("1e999") pass a float64 dtype check and
+    # fail later inside scikit-learn with a traceback: refused here, row by row.
+    finite = pa.Check(_finite, error="non-finite values", name="finite")
     columns: dict[str, Any] = {
-        name: pa.Column(str if name in spec.categorical else "float64", coerce=True, nullable=False)
+        name: pa.Column(str, coerce=True, nullable=False)
+        if name in spec.categorical
+        else pa.Column("float64", coerce=True, nullable=False, checks=finite)
         for name in spec.features
     }
+    target_checks = [finite] if spec.target_float else []
+    if spec.varied_target:
+        target_checks.append(
+            pa.Check(lambda s: s.nunique() > 1, error="target is constant", name="not_constant")
+        )
     columns[spec.target] = pa.Column(
         "float64" if spec.target_float else None,
         coerce=True,
         nullable=False,
-        checks=pa.Check(lambda s: s.nunique() > 1, error="target is constant", name="not_constant")
-        if spec.varied_target
-        else None,
+        checks=target_checks or None,
     )
     pa_schema = pa.DataFrameSchema(columns, strict=spec.strict, ordered=False)
     try:
         return pa_schema.validate(frame, lazy=True)
     except pa_errors.SchemaErrors as exc:
         raise DataValidationError(_describe(source, exc.failure_cases)) from exc
+
+
+def _finite(column: pd.Series) -> pd.Series:
+    """True where a value is a number scikit-learn can scale (finite, |x| ≤ ``MAX_ABS``);
+    values that are no number at all count as fine here (pandera runs checks even when
+    coercion failed, and reports those itself)."""
+    import numpy as np
+    import pandas as pd
+
+    numbers = pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64")
+    with np.errstate(invalid="ignore"):
+        ok = np.isnan(numbers) | (np.abs(numbers) <= MAX_ABS)
+    return pd.Series(ok, index=column.index)
 
 
 def _numeric_without_pandera(frame: pd.DataFrame, spec: _Spec) -> pd.DataFrame | None:
@@ -147,7 +205,8 @@ def _numeric_without_pandera(frame: pd.DataFrame, spec: _Spec) -> pd.DataFrame |
         return None
     floats = columns if spec.target_float else spec.features
     out = frame.astype(dict.fromkeys(floats, "float64"))
-    if out[columns].isna().to_numpy().any():
+    values = out[floats].to_numpy()
+    if out[columns].isna().to_numpy().any() or not (np.abs(values) <= MAX_ABS).all():
         return None
     if spec.varied_target and out[spec.target].nunique() <= 1:
         return None
@@ -232,6 +291,13 @@ def _labels(target: pd.Series, contract: Contract, source: str) -> pd.Series:
             f"data file {source}: column {target.name!r}: classification labels must be "
             "integers or booleans (encode text labels, or set data.positive_threshold)"
         ) from None
+    bad = ~np.isfinite(as_float)
+    if bad.any():
+        lines = ", ".join(str(i + 2) for i in np.flatnonzero(bad)[:_MAX_EXAMPLES])  # file lines
+        raise DataValidationError(
+            f"data file {source}: column {target.name!r}: {int(bad.sum())} non-finite class "
+            f"label(s) (inf or NaN), e.g. line {lines}"
+        )
     if not np.all(np.mod(as_float, 1) == 0):
         raise DataValidationError(
             f"data file {source}: column {target.name!r}: classification labels must be "
@@ -250,7 +316,9 @@ _CHECK_TEXT = {
     "column_in_schema": "unexpected extra column",
     "not_nullable": "missing values (NaN)",
     "target is constant": "target is constant (one distinct value)",
+    "non-finite values": f"non-finite or too large values (inf, -inf, |x| > {MAX_ABS:g})",
 }
+_ROW_DETAIL = ("non-numeric values", "missing values (NaN)", _CHECK_TEXT["non-finite values"])
 
 
 def _describe(source: str, failures: pd.DataFrame) -> str:
@@ -264,10 +332,10 @@ def _describe(source: str, failures: pd.DataFrame) -> str:
             text = "non-numeric values"
         text = text or str(check)
         detail = ""
-        if text in ("non-numeric values", "missing values (NaN)"):
+        if text in _ROW_DETAIL:
             rows = [int(i) + 2 for i in group["index"].dropna().head(_MAX_EXAMPLES)]  # file lines
             values = [repr(v) for v in group["failure_case"].head(_MAX_EXAMPLES)]
             detail = f" ({len(group)} row{'s' if len(group) > 1 else ''}, e.g. line {', '.join(map(str, rows))}"
-            detail += f": {', '.join(values)})" if text == "non-numeric values" else ")"
+            detail += f": {', '.join(values)})" if text != "missing values (NaN)" else ")"
         lines.append(f"  column {col!r}: {text}{detail}")
     return "\n".join(lines)

@@ -30,6 +30,7 @@ from mlrig.pipeline.steps import (
     train_step,
     validate_step,
 )
+from mlrig.redact import redact_url
 
 T = TypeVar("T")
 StepCall = Callable[..., Any]
@@ -128,7 +129,7 @@ def train_pipeline(
         promoted=promoted,
         champion_version=registered.version if promoted else champion.version,
         decision=asdict(decision),
-        tracking_uri=settings.tracking_uri,
+        tracking_uri=redact_url(settings.tracking_uri),  # results are shown and may be stored
         notes=[n for n in (data.note,) if n],
         step_seconds=seconds,
         production=None if data.production is None else data.production.summary(),

@@ -23,9 +23,10 @@ from prefect import Flow, flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from mlrig.config import Settings, load_settings
-from mlrig.errors import BusyError
+from mlrig.errors import BusyError, ConfigError
 from mlrig.pipeline.compose import OnStep, StepCall, Trainer, train_pipeline
 from mlrig.pipeline.results import RunResult
+from mlrig.redact import MASK, has_credentials
 
 TRAIN_FLOW = "mlrig-train"
 LOOP_FLOW = "mlrig-loop"
@@ -76,11 +77,41 @@ def _current_hooks() -> _Hooks:
 def flow_settings(
     config: str | None, home: str | None, overrides: dict[str, Any] | None
 ) -> Settings:
-    """The settings a flow run works with (raises ConfigError naming the file and field)."""
+    """The settings a flow run works with (raises ConfigError naming the file and field).
+
+    A URL parameter carrying a credential, or a masked one (``***``, as `mlrig run` records
+    them), is refused: Prefect stores and shows parameters, and a masked URL cannot be
+    fetched. The credential belongs in the config file (``config`` names it) or the
+    environment of the process that runs the flow."""
+    found = secret_parameters({"overrides": overrides or {}, "home": home, "config": config})
+    if found:
+        raise ConfigError(
+            f"flow parameter {', '.join(found)}: carries a credential (a password or token in a "
+            "URL, or one masked as ***); Prefect stores and shows flow parameters, so put the "
+            "URL in the config file the `config` parameter names, or in the environment of the "
+            "process running the flow (MLRIG_DATA__SOURCE, MLFLOW_TRACKING_URI, …)"
+        )
     merged = dict(overrides or {})
     if home is not None:
         merged["home"] = home
     return load_settings(config, merged)
+
+
+def secret_parameters(parameters: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the string values in ``parameters`` (nested dicts and lists walked)
+    that hold a credential in a URL, or a masked one."""
+    found: list[str] = []
+    for key, value in parameters.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            found += secret_parameters(value, f"{name}.")
+        elif isinstance(value, list | tuple):
+            found += secret_parameters({str(i): v for i, v in enumerate(value)}, f"{name}.")
+        elif isinstance(value, str) and (
+            has_credentials(value) or has_credentials(value.replace(MASK, "x"))
+        ):
+            found.append(name)
+    return found
 
 
 def _trainer(name: str) -> Trainer:

@@ -42,6 +42,7 @@ def flow_overrides(settings: Settings) -> dict[str, Any]:
 
 
 _URLS = (
+    ("data", "source"),
     ("tracking", "uri"),
     ("tracking", "registry_uri"),
     ("tune", "storage"),

@@ -102,6 +102,21 @@ def schedule_spec(every: str | None, cron: str | None) -> ScheduleSpec:
     return ScheduleSpec(cron=cron.strip())
 
 
+def refuse_secrets(parameters: dict[str, Any]) -> None:
+    """Raise ConfigError when a deployment parameter would hold a credential: Prefect keeps
+    parameters in its database and shows them in its UI and API. A deployment refers to its
+    settings by the config file's path; secrets stay in that file or the environment."""
+    from mlrig.pipeline.flows import secret_parameters
+
+    found = secret_parameters(parameters)
+    if found:
+        raise ConfigError(
+            f"schedule parameter {', '.join(found)}: holds a URL with a credential; Prefect "
+            "stores and shows deployment parameters, so put it in the config file (passed by "
+            "path) or the environment of the process that runs the flow"
+        )
+
+
 def deployment_name(flow_key: str, model_name: str) -> str:
     return f"mlrig-{flow_key}-{model_name}"
 
@@ -123,6 +138,7 @@ def serve(
 
     from mlrig.pipeline.flows import FLOWS
 
+    refuse_secrets(parameters)
     runner = Runner(
         name=name,
         query_seconds=spec.poll_seconds(),
@@ -205,6 +221,7 @@ def deploy_to_pool(
 
     from mlrig.pipeline.flows import FLOWS
 
+    refuse_secrets(parameters)
     with get_client(sync_client=True) as client:
         try:
             client.read_work_pool(pool)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from mlrig.config import Settings
 from mlrig.data.ingest import LoadedTable, load_table
 from mlrig.data.schema import FeatureSchema
-from mlrig.data.split import split_frame
+from mlrig.data.split import split_frame, training_problem
 from mlrig.data.validate import Contract, validate_frame
 from mlrig.errors import DataValidationError
 from mlrig.pipeline.record import run_record, version_tags
@@ -145,6 +145,7 @@ def prepare_step(data: ValidatedData, settings: Settings) -> Prepared:
             settings.data.test_size,
             settings.data.split_seed,
             stratify=schema.task == "classification",
+            source=f"data file {data.source}",
         )
         frozen = split.x_test.assign(**{target: split.y_test})
         note = "new evaluation set (stored with this run)"
@@ -169,6 +170,9 @@ def prepare_step(data: ValidatedData, settings: Settings) -> Prepared:
             features,
         )
         x_recent, y_recent = prod.recent[features], prod.recent[target]
+    problem = training_problem(train[target], schema.task == "classification")
+    if problem is not None:
+        raise DataValidationError(f"data file {data.source}: {problem}")
     return Prepared(
         train[features],
         train[target],

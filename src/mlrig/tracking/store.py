@@ -1,37 +1,192 @@
-"""Clients for mlrig's tracking and registry stores (embedded SQLite by default)."""
+"""Clients for mlrig's tracking and registry stores (embedded SQLite by default).
+
+A database or server store is probed before MLflow gets it: MLflow retries a refused
+connection silently for ≈1 min 44 s (shared/FACTS.md); the probe fails within seconds, names
+the store (password hidden) and says what to check, and says so on stderr when it retries.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
 
 from mlrig.config import Settings
 from mlrig.errors import TrackingError
+from mlrig.redact import redact_text, redact_url
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 log = logging.getLogger(__name__)
 
+StoreKind = Literal["database", "server"]
+# The SQLAlchemy dialects MLflow accepts as stores (mlflow.store.db.db_types), SQLite aside.
+_DATABASES = ("postgresql", "mysql", "mssql")
+_FIRST_DELAY_S = 0.5
+# Failures that a retry cannot fix: the store answered, and said no.
+_FINAL = ("authentication failed", "does not exist", "access denied", "no password supplied")
+
+# URIs already found reachable in this process: a run opens many clients on one store.
+_REACHABLE: set[str] = set()
+
 
 def open_client(settings: Settings) -> MlflowClient:
     """A client for the tracking and registry stores of ``settings``.
 
-    Creates the home folder for the embedded SQLite store. MLflow's process-wide URIs (and
+    Creates the home folder for the embedded SQLite store, and probes a database or server
+    store first (``check_reachable``). MLflow's process-wide URIs (and
     ``MLFLOW_TRACKING_URI``/``MLFLOW_REGISTRY_URI``) are left as the user set them: every
     tracking function works through the client it is given, so clients of two homes can be
-    used side by side in one process.
+    used side by side in one process. Raises TrackingError naming the store.
     """
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from mlflow import MlflowClient
 
     if settings.tracking_uri.startswith("sqlite:") or settings.registry_uri.startswith("sqlite:"):
         settings.home_dir.mkdir(parents=True, exist_ok=True)
+    check_reachable(settings)
     try:
         return MlflowClient(settings.tracking_uri, settings.registry_uri)
     except Exception as exc:
-        raise TrackingError(f"tracking store {redact(settings.tracking_uri)}: {exc}") from exc
+        raise TrackingError(
+            f"tracking store {redact(settings.tracking_uri)}: {redact_text(str(exc))}"
+        ) from None
+
+
+def check_reachable(settings: Settings) -> None:
+    """Probe the tracking and registry stores of ``settings`` once per process (see
+    ``probe_store``); embedded and unknown kinds of store are not probed."""
+    what = {settings.registry_uri: "registry store", settings.tracking_uri: "tracking store"}
+    for uri, name in what.items():
+        if uri in _REACHABLE or store_kind(uri) is None:
+            continue
+        probe_store(
+            uri,
+            settings.tracking.connect_timeout,
+            settings.tracking.connect_retries,
+            what=name,
+        )
+        _REACHABLE.add(uri)
+
+
+def store_kind(uri: str) -> StoreKind | None:
+    """``database`` for a SQLAlchemy URI MLflow stores in, ``server`` for an MLflow server
+    (http/https), None for anything not worth probing (SQLite, files, Databricks)."""
+    scheme = uri.split(":", 1)[0].lower()
+    if scheme.split("+", 1)[0] in _DATABASES:
+        return "database"
+    if scheme in ("http", "https"):
+        return "server"
+    return None
+
+
+def retry_delays(retries: int) -> list[float]:
+    """Seconds slept before each retry: 0.5, 1, 2, … (doubling)."""
+    return [_FIRST_DELAY_S * 2**n for n in range(retries)]
+
+
+def probe_store(
+    uri: str,
+    timeout_s: float,
+    retries: int,
+    what: str = "tracking store",
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Connect to the store at ``uri`` (a database connection, or one HTTP request to an
+    MLflow server) with ``timeout_s`` per attempt, up to ``retries`` more times after a
+    failure, logging a warning before each retry. Raises TrackingError naming the store
+    (credentials masked), the last failure and what to check."""
+    kind = store_kind(uri)
+    if kind is None:
+        return
+    attempt = _connect_database if kind == "database" else _request_server
+    delays = retry_delays(retries)
+    shown = redact_url(uri)
+    for n in range(retries + 1):
+        problem, final = attempt(uri, timeout_s)
+        if problem is None:
+            return
+        if final or n == retries:
+            break
+        log.warning(
+            "%s %s: %s; retrying in %g s (attempt %d of %d)",
+            what,
+            shown,
+            problem,
+            delays[n],
+            n + 2,
+            retries + 1,
+        )
+        sleep(delays[n])
+    tries = "" if final else f" after {n + 1} attempt{'s' if n else ''}"
+    raise TrackingError(f"{what} {shown}: cannot connect{tries} ({problem}); {_hint(kind)}")
+
+
+def _hint(kind: StoreKind) -> str:
+    where = "tracking.uri / MLFLOW_TRACKING_URI (registry: tracking.registry_uri)"
+    if kind == "database":
+        return (
+            "check that the database server is running and accepts connections on that host "
+            f"and port, and the user, password and database name in {where}"
+        )
+    return (
+        "check that the MLflow server is running and reachable at that address "
+        f"(`mlflow server --host … --port …`), and {where}"
+    )
+
+
+def _connect_database(uri: str, timeout_s: float) -> tuple[str | None, bool]:
+    """(why the connection failed, whether retrying is pointless), (None, _) on success."""
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    try:
+        engine = sqlalchemy.create_engine(
+            uri, poolclass=NullPool, connect_args=_timeout_args(uri, timeout_s)
+        )
+    except (ImportError, ValueError, sqlalchemy.exc.SQLAlchemyError) as exc:
+        # an unknown dialect or a missing driver: not a connection problem
+        return f"{type(exc).__name__}: {redact_text(str(exc))}", True
+    try:
+        with engine.connect():
+            return None, False
+    except Exception as exc:  # the DBAPI drivers raise their own types
+        text = str(getattr(exc, "orig", None) or exc).strip()
+        first = redact_text(" ".join(text.split()))[:300]
+        return first or type(exc).__name__, any(f in text.lower() for f in _FINAL)
+    finally:
+        engine.dispose()
+
+
+def _timeout_args(uri: str, timeout_s: float) -> dict[str, object]:
+    """The driver's connect-timeout argument (libpq and MySQL take whole seconds)."""
+    dialect = uri.split(":", 1)[0].lower()
+    seconds = max(2, round(timeout_s))  # libpq treats < 2 as 2
+    if dialect.startswith(("postgresql", "mysql")):
+        return {"connect_timeout": seconds}
+    if dialect.startswith("mssql"):
+        return {"timeout": seconds}
+    return {}
+
+
+def _request_server(uri: str, timeout_s: float) -> tuple[str | None, bool]:
+    """One GET of the server's /health: any HTTP answer means it is there (authentication and
+    the API itself are MLflow's business). Credentials in the URI are not sent."""
+    import httpx
+
+    try:
+        url = httpx.URL(uri.rstrip("/") + "/health").copy_with(userinfo=b"", query=None)
+        # verify=False: only reachability is asked, nothing secret is sent (MLflow itself
+        # honours MLFLOW_TRACKING_INSECURE_TLS / a custom CA, which this probe cannot know)
+        httpx.get(url, timeout=timeout_s, verify=False)
+    except httpx.InvalidURL as exc:
+        return f"not a valid URL ({redact_text(str(exc))})", True
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {redact_text(str(exc)) or 'no answer'}", False
+    return None, False
 
 
 def ensure_experiment(client: MlflowClient, settings: Settings, name: str | None = None) -> str:
@@ -49,9 +204,5 @@ def ensure_experiment(client: MlflowClient, settings: Settings, name: str | None
 
 
 def redact(uri: str) -> str:
-    """A URI without its password, safe to show in messages and logs."""
-    if "@" in uri and "://" in uri:
-        scheme, rest = uri.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
-    return uri
+    """A URI without its password or tokens, safe to show in messages and logs."""
+    return redact_url(uri)
