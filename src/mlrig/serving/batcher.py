@@ -75,6 +75,10 @@ class PredictBatcher:
                 preds = y[offset : offset + n]
                 probs = None if proba is None else proba[offset : offset + n]
                 offset += n
+                refused = predictor.unanswerable(preds, probs)
+                if refused is not None:  # answered 422 and never logged
+                    i.future.set_exception(refused)
+                    continue
                 records.append(
                     PredictionBatch(
                         i.batch.batch_id,

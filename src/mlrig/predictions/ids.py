@@ -1,0 +1,45 @@
+"""The rule for prediction ids a client sends: checked once, at the edge, before a request can
+reach the group commit.
+
+An id that the store cannot hold fails the whole transaction it is in: on PostgreSQL an id over
+128 characters (the ``String(128)`` id columns) or with a NUL byte aborts the group commit, so
+every request sharing it would get a 503. Checking here turns that into one 422 for the request
+that sent it.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_ID_CHARS = 128  # the store's id columns are String(128)
+_INT_LIMIT = 10**MAX_ID_CHARS  # |id| below this prints in at most 128 characters (with a sign)
+# Unicode's control characters (category Cc: C0, DEL, C1) and lone surrogates (Cs).
+_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+class BadClientId(ValueError):
+    """The id breaks the rule; the message says how, to follow "record N: 'id' "."""
+
+
+def check_client_id(value: object) -> str:
+    """The id as the store keeps it (text). Accepts a non-empty string of at most 128
+    characters with no control characters (C0, DEL, C1) nor lone surrogates, or an integer
+    (not a boolean) that prints in at most 128 characters. Pure; raises BadClientId."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        kind = "null" if value is None else type(value).__name__
+        raise BadClientId(f"must be a string or an integer, got {kind}")
+    if isinstance(value, int):
+        if not -_INT_LIMIT // 10 < value < _INT_LIMIT:
+            raise BadClientId(f"must be at most {MAX_ID_CHARS} characters long")
+        return str(value)
+    if not value:
+        raise BadClientId("must not be empty")
+    if len(value) > MAX_ID_CHARS:
+        raise BadClientId(f"must be at most {MAX_ID_CHARS} characters long, got {len(value)}")
+    bad = _FORBIDDEN.search(value)
+    if bad is not None:
+        raise BadClientId(
+            "must not contain control characters, "
+            f"got U+{ord(bad.group()):04X} at position {bad.start()}"
+        )
+    return value
