@@ -12,9 +12,11 @@ from __future__ import annotations
 import re
 
 MAX_ID_CHARS = 128  # the store's id columns are String(128)
-_INT_LIMIT = 10**MAX_ID_CHARS  # |id| below this prints in at most 128 characters (with a sign)
 # Unicode's control characters (category Cc: C0, DEL, C1) and lone surrogates (Cs).
 _FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# Integer ids stay within JavaScript's safe range: a larger one would come back rounded from a
+# browser or a JSON library that reads numbers as doubles, and its feedback join the wrong row.
+MAX_INT_ID = 2**53 - 1
 
 
 class BadClientId(ValueError):
@@ -24,13 +26,15 @@ class BadClientId(ValueError):
 def check_client_id(value: object) -> str:
     """The id as the store keeps it (text). Accepts a non-empty string of at most 128
     characters with no control characters (C0, DEL, C1) nor lone surrogates, or an integer
-    (not a boolean) that prints in at most 128 characters. Pure; raises BadClientId."""
+    within ±(2**53 - 1) (not a boolean; an integral float counts). Pure; raises BadClientId."""
+    if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_INT_ID:
+        value = int(value)  # JSON's 38.0 is the integer 38 (as JSON Schema reads it)
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         kind = "null" if value is None else type(value).__name__
         raise BadClientId(f"must be a string or an integer, got {kind}")
     if isinstance(value, int):
-        if not -_INT_LIMIT // 10 < value < _INT_LIMIT:
-            raise BadClientId(f"must be at most {MAX_ID_CHARS} characters long")
+        if abs(value) > MAX_INT_ID:
+            raise BadClientId(f"as an integer must be within ±{MAX_INT_ID}: send it as a string")
         return str(value)
     if not value:
         raise BadClientId("must not be empty")

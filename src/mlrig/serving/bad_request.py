@@ -76,6 +76,7 @@ def finite_msg(record: int, field: str, value: Any, line: int | None = None) -> 
 
 def category_msg(record: int, field: str, value: Any) -> str:
     return (
-        f"record {record}: field {field!r} is categorical and must be a string or integer, "
+        f"record {record}: field {field!r} is categorical and must be a string or integer "
+        f"(within ±(2**53 - 1)), "
         f"got {shown(value)}"
     )

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from mlrig.predictions.ids import BadClientId, check_client_id
+from mlrig.predictions.ids import MAX_INT_ID, BadClientId, check_client_id
 from mlrig.predictions.records import (
     generated_id,
     generated_ids,
@@ -319,7 +319,9 @@ class Predictor:
                 name, value = self.features[j], row[src]
                 kind = type(value)
                 if name in self._categorical:
-                    if kind is not str and kind is not int:
+                    if kind is float and value.is_integer() and abs(value) <= MAX_INT_ID:
+                        value, kind = int(value), int  # JSON's 132.0 is the integer 132
+                    if kind is not str and (kind is not int or abs(value) > MAX_INT_ID):
                         raise RequestError(422, category_msg(i, name, value), i, name)
                     x[i, j] = value if kind is str else str(value)
                 elif kind in _NUMBER:

@@ -15,10 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from mlrig.predictions.ids import MAX_ID_CHARS
+from mlrig.predictions.ids import MAX_ID_CHARS, MAX_INT_ID
 from mlrig.serving.predictor import MAX_ABS_VALUE, Predictor
-
-_INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1  # the integers orjson reads as integers
 
 
 class Feedback(BaseModel):
@@ -31,7 +29,7 @@ def _number() -> dict[str, Any]:
 
 
 def _category() -> dict[str, Any]:
-    integer = {"type": "integer", "minimum": _INT64_MIN, "maximum": _UINT64_MAX}
+    integer = {"type": "integer", "minimum": -MAX_INT_ID, "maximum": MAX_INT_ID}
     return {"anyOf": [{"type": "string"}, integer]}
 
 
@@ -50,7 +48,7 @@ def _id() -> dict[str, Any]:
                 "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$",
                 "not": {"pattern": "^[0-9a-f]{32}-[0-9]+$"},
             },
-            {"type": "integer", "minimum": _INT64_MIN, "maximum": _UINT64_MAX},
+            {"type": "integer", "minimum": -MAX_INT_ID, "maximum": MAX_INT_ID},
             {"type": "null"},
         ],
     }
@@ -175,6 +173,7 @@ def predict_schema(
     categorical = model.categorical if model else ()
     task = model.task if model else None
     classes = model.classes if model else None
+    max_rows = model.max_rows if model else max_rows
     label = {"type": "integer"} if task == "classification" else {"type": "number"}
     binary = classes is not None and len(classes) == 2
     proba: dict[str, Any] = (
