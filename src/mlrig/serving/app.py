@@ -62,8 +62,6 @@ def create_app(
     """
     cfg = settings.serving
     metrics = metrics or ServingMetrics()
-    features = follower.current.features if follower.current else ()
-    categorical = follower.current.categorical if follower.current else ()
     handler = PredictionHandler(
         follower, PredictBatcher(writer), metrics, cfg.predict_token, cfg.max_body_bytes
     )
@@ -124,7 +122,7 @@ def create_app(
     @app.post(
         "/predict",
         summary="Predict one record or a list; each may carry an id",
-        openapi_extra=predict_schema(features, categorical),
+        openapi_extra=predict_schema(follower.current, cfg.max_batch_rows),
     )
     async def predict(request: Request) -> Response:
         return await _predict_route(request, PREDICT)
@@ -132,7 +130,7 @@ def create_app(
     @app.post(
         "/invocations",
         summary="MLflow scoring protocol (JSON formats and text/csv)",
-        openapi_extra=predict_schema(features, categorical, invocations=True),
+        openapi_extra=predict_schema(follower.current, cfg.max_batch_rows, invocations=True),
     )
     async def invocations(request: Request) -> Response:
         return await _predict_route(request, INVOCATIONS)

@@ -94,6 +94,10 @@ class PredictBatcher:
             now = time.perf_counter()
             created = dt.datetime.now(dt.UTC)
             for i, preds, probs in outputs:
+                refused = predictor.unanswerable(preds, probs)
+                if refused is not None:  # answered 422 and never logged
+                    i.future.set_exception(refused)
+                    continue
                 records.append(
                     PredictionBatch(
                         i.batch.batch_id,
@@ -111,7 +115,7 @@ class PredictBatcher:
                         predictor.classes,
                     )
                 )
-            done += outputs
+                done.append((i, preds, probs))
         if not done:
             return
         committed = self._writer.submit(records, len(done))

@@ -8,8 +8,6 @@ Every refusal is a RequestError naming the record index and the field.
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -17,31 +15,29 @@ from typing import Any
 import numpy as np
 import orjson
 
-from mlrig.predictions.records import generated_id, generated_ids, new_batch_id
+from mlrig.predictions.ids import MAX_INT_ID, BadClientId, check_client_id
+from mlrig.predictions.records import (
+    generated_id,
+    generated_ids,
+    new_batch_id,
+    parse_generated_id,
+)
+from mlrig.serving.bad_request import (
+    RequestError,
+    category_msg,
+    finite_msg,
+    shown,
+    type_msg,
+)
+from mlrig.serving.csv_body import csv_rows, read_csv
 from mlrig.tracking.loading import LoadedModel, accept_arrays
 
+__all__ = ["Batch", "Predictor", "RequestError"]
+
 _NUMBER = (int, float)
-
-
-class RequestError(Exception):
-    """A client error: HTTP ``status``, a message, and where in the body it is."""
-
-    def __init__(
-        self, status: int, message: str, record: int | None = None, field: str | None = None
-    ):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.record = record
-        self.field = field
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"error": self.message}
-        if self.record is not None:
-            out["record"] = self.record
-        if self.field is not None:
-            out["field"] = self.field
-        return out
+# Largest feature magnitude accepted: far beyond any measurement, far enough below float64's
+# 1.8e308 that a model's sums and products of a few such values stay finite.
+MAX_ABS_VALUE = 1e100
 
 
 @dataclass(frozen=True)
@@ -91,11 +87,30 @@ class Predictor:
         labels are the argmax of (one estimator call for both)."""
         import sklearn
 
-        with sklearn.config_context(assume_finite=True):  # JSON cannot carry NaN or inf
+        # Inputs are checked finite and bounded (_check_values); an output that overflows
+        # anyway is refused per request by unanswerable(), so numpy's warning adds nothing.
+        with sklearn.config_context(assume_finite=True), np.errstate(all="ignore"):
             if self._class_values is not None:
                 proba = np.asarray(self._estimator.predict_proba(x), dtype=np.float64)
                 return self._class_values[np.argmax(proba, axis=1)], proba
             return np.asarray(self._estimator.predict(x), dtype=np.float64).ravel(), None
+
+    def unanswerable(self, preds: np.ndarray, proba: np.ndarray | None) -> RequestError | None:
+        """A 422 when the model's output for these rows is not finite (finite but extreme
+        inputs can overflow it): JSON would carry it as null, a classifier's argmax as class 0.
+        Checked per request, before anything is logged."""
+        bad = ~np.isfinite(preds)
+        if proba is not None:
+            bad |= ~np.isfinite(proba).all(axis=1)
+        if not bad.any():
+            return None
+        i = int(np.argmax(bad))
+        return RequestError(
+            422,
+            f"record {i}: the model's output is not finite for these inputs "
+            "(values far outside the training data?)",
+            i,
+        )
 
     def answer_values(self, preds: np.ndarray) -> list[Any]:
         """Predictions as JSON values: class labels stay integers."""
@@ -117,6 +132,7 @@ class Predictor:
         data = _loads(body)
         records = data if isinstance(data, list) else [data]
         if isinstance(data, dict) and "records" in data and isinstance(data["records"], list):
+            _no_other_keys(data, {"records"}, "a {\"records\": [...]} body")
             records = data["records"]
         self._check_size(len(records))
         batch_id = new_batch_id()
@@ -129,20 +145,18 @@ class Predictor:
             rid = rec.get("id")
             if rid is None:
                 rid = generated_id(batch_id, i)
-            elif not isinstance(rid, (str, int)) or isinstance(rid, bool) or not str(rid):
-                raise RequestError(
-                    422, f"record {i}: 'id' must be a non-empty string or integer", i, "id"
-                )
             else:
+                rid = _client_id(rid, i)
                 client_ids = True
-            rid = str(rid)
             if rid in seen:
                 raise RequestError(
                     422, f"record {i}: duplicate id {rid!r} in this request", i, "id"
                 )
             seen.add(rid)
             ids.append(rid)
-        return Batch(batch_id, ids, client_ids, self._records_matrix(records, body, {"id"}))
+        x = self._records_matrix(records, body, {"id"})
+        self._check_values(x)
+        return Batch(batch_id, ids, client_ids, x)
 
     # --- /invocations (MLflow scoring protocol) ------------------------------------------------
 
@@ -165,6 +179,7 @@ class Predictor:
                 return self._from_split(data, exact)
             raise RequestError(400, _FORMAT_HELP)
         key = keys.pop()
+        _no_other_keys(data, {key}, f"a {key!r} body")
         payload = data[key]
         if key == "dataframe_split":
             if not isinstance(payload, dict):
@@ -185,13 +200,19 @@ class Predictor:
         return self._new_ids(self._records_matrix(payload, body, set()))
 
     def _from_split(self, payload: dict[str, Any], exact: bool) -> Batch:
+        _no_other_keys(payload, {"columns", "data", "index"}, "dataframe_split")
         columns = payload.get("columns", list(self.features))
         rows = payload.get("data")
         if not isinstance(columns, list) or not isinstance(rows, list):
             raise RequestError(
                 400, "dataframe_split needs 'columns' (list) and 'data' (list of rows)"
             )
-        return self._from_rows(rows, [str(c) for c in columns], exact)
+        if not isinstance(payload.get("index", []), list):
+            raise RequestError(400, "dataframe_split 'index' must be a list (it is ignored)")
+        for c in columns:
+            if not isinstance(c, str):  # str() of a deeply nested value can itself fail
+                raise RequestError(422, f"column names must be strings, got {shown(c)}")
+        return self._from_rows(rows, columns, exact)
 
     def _from_rows(self, rows: list[Any], columns: list[str], exact: bool) -> Batch:
         """``exact`` forces the per-value type check (the body may hold JSON booleans, which
@@ -223,7 +244,7 @@ class Predictor:
             for i, row in enumerate(rows):
                 for j, value in enumerate(row):
                     if type(value) not in _NUMBER:
-                        raise RequestError(422, _type_msg(i, columns[j], value), i, columns[j])
+                        raise RequestError(422, type_msg(i, columns[j], value), i, columns[j])
             x = np.array(rows, dtype=np.float64)
         order = [columns.index(f) for f in self.features]
         return self._new_ids(x if order == list(range(len(order))) else x[:, order])
@@ -237,30 +258,10 @@ class Predictor:
         return self._from_rows(rows, columns, exact)
 
     def _from_csv(self, body: bytes) -> Batch:
-        try:
-            reader = csv.reader(io.StringIO(body.decode("utf-8-sig")))
-            header = next(reader)
-            rows: list[list[Any]] = []
-            if self._categorical:  # text stays text; _mixed_rows checks the numeric fields
-                numeric = [h not in self._categorical for h in header]
-                for i, raw in enumerate(reader):
-                    rows.append(
-                        [
-                            _csv_value(v, num, i, h)
-                            for v, num, h in zip(raw, numeric, header, strict=False)
-                        ]
-                    )
-                return self._from_rows(rows, header, exact=True)
-            for i, raw in enumerate(reader):
-                try:
-                    rows.append([float(v) for v in raw])
-                except ValueError:
-                    bad = next(j for j, v in enumerate(raw) if not _is_float(v))
-                    col = header[bad] if bad < len(header) else str(bad)
-                    raise RequestError(422, _type_msg(i, col, raw[bad]), i, col) from None
-        except (UnicodeDecodeError, StopIteration) as exc:
-            raise RequestError(400, "text/csv body must be UTF-8 with a header row") from exc
-        return self._from_rows(rows, header, exact=False)
+        header, rows = read_csv(body)
+        if not rows:
+            raise RequestError(400, "no records in the text/csv body (only a header row)")
+        return self._from_rows(csv_rows(header, rows, self._categorical), header, exact=False)
 
     # --- shared ---------------------------------------------------------------------------------
 
@@ -293,7 +294,7 @@ class Predictor:
         for f in self.features:
             value = rec[f]
             if type(value) not in _NUMBER:
-                raise RequestError(422, _type_msg(i, f, value), i, f)
+                raise RequestError(422, type_msg(i, f, value), i, f)
             row.append(value)
         return row
 
@@ -318,13 +319,15 @@ class Predictor:
                 name, value = self.features[j], row[src]
                 kind = type(value)
                 if name in self._categorical:
-                    if kind is not str and kind is not int:
-                        raise RequestError(422, _category_msg(i, name, value), i, name)
+                    if kind is float and value.is_integer() and abs(value) <= MAX_INT_ID:
+                        value, kind = int(value), int  # JSON's 132.0 is the integer 132
+                    if kind is not str and (kind is not int or abs(value) > MAX_INT_ID):
+                        raise RequestError(422, category_msg(i, name, value), i, name)
                     x[i, j] = value if kind is str else str(value)
                 elif kind in _NUMBER:
                     x[i, j] = float(value)
                 else:
-                    raise RequestError(422, _type_msg(i, name, value), i, name)
+                    raise RequestError(422, type_msg(i, name, value), i, name)
         return x
 
     def _check_size(self, n: int) -> None:
@@ -333,7 +336,30 @@ class Predictor:
         if n > self.max_rows:
             raise RequestError(413, f"batch of {n} records exceeds the limit of {self.max_rows}")
 
+    def _check_values(self, x: np.ndarray) -> None:
+        """Refuse NaN, infinities (JSON cannot carry them, text/csv can) and magnitudes over
+        MAX_ABS_VALUE, which can overflow the model's arithmetic: it runs with
+        ``assume_finite`` and would answer garbage, or class 0."""
+        if x.dtype == object:
+            cols = [j for j, f in enumerate(self.features) if f not in self._categorical]
+            numeric = x[:, cols].astype(np.float64) if cols else np.zeros((len(x), 0))
+        else:
+            cols, numeric = list(range(x.shape[1])), x
+        ok = np.abs(numeric) <= MAX_ABS_VALUE  # False for NaN too
+        if ok.all():
+            return
+        i, k = (int(v) for v in np.argwhere(~ok)[0])
+        name, value = self.features[cols[k]], float(numeric[i, k])
+        message = (
+            finite_msg(i, name, value)
+            if not np.isfinite(value)
+            else f"record {i}: field {name!r} must be between -{MAX_ABS_VALUE:g} and "
+            f"{MAX_ABS_VALUE:g}, got {value:g}"
+        )
+        raise RequestError(422, message, i, name)
+
     def _new_ids(self, x: np.ndarray) -> Batch:
+        self._check_values(x)
         batch_id = new_batch_id()
         return Batch(batch_id, generated_ids(batch_id, len(x)), False, x)
 
@@ -345,6 +371,15 @@ _FORMAT_HELP = (
 )
 
 
+def _no_other_keys(data: dict[str, Any], allowed: set[str], what: str) -> None:
+    """Unknown keys are refused, not ignored: MLflow's ``params``, say, would change nothing."""
+    extra = [k for k in data if k not in allowed]
+    if extra:
+        raise RequestError(
+            400, f"{what} takes only {sorted(allowed)}: unknown key {extra[0]!r}", None, extra[0]
+        )
+
+
 def _loads(body: bytes) -> Any:
     if not body.strip():
         raise RequestError(400, "empty request body: expected JSON")
@@ -352,28 +387,6 @@ def _loads(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise RequestError(400, f"body is not valid JSON ({exc})") from exc
-
-
-def _type_msg(i: int, field: str, value: Any) -> str:
-    kind = "null" if value is None else type(value).__name__
-    return f"record {i}: field {field!r} must be a number, got {kind} {orjson.dumps(value).decode()[:40]}"
-
-
-def _category_msg(i: int, field: str, value: Any) -> str:
-    kind = "null" if value is None else type(value).__name__
-    return (
-        f"record {i}: field {field!r} is categorical and must be a string or integer, "
-        f"got {kind} {orjson.dumps(value).decode()[:40]}"
-    )
-
-
-def _csv_value(value: str, numeric: bool, i: int, field: str) -> Any:
-    if not numeric:
-        return value
-    try:
-        return float(value)
-    except ValueError:
-        raise RequestError(422, _type_msg(i, field, value), i, field) from None
 
 
 def _may_hold_bool(body: bytes) -> bool:
@@ -392,9 +405,19 @@ def _numeric(rows: list[Any], width: int) -> np.ndarray | None:
     return arr.astype(np.float64, copy=False)
 
 
-def _is_float(v: str) -> bool:
+def _client_id(value: Any, i: int) -> str:
+    """The client's id for record ``i``, refused (422) if the store could not hold it or if it
+    has the form of a generated id (feedback for it would join the wrong prediction)."""
     try:
-        float(v)
-    except ValueError:
-        return False
-    return True
+        rid = check_client_id(value)
+    except BadClientId as exc:
+        raise RequestError(422, f"record {i}: 'id' {exc}", i, "id") from None
+    if parse_generated_id(rid) is not None:
+        raise RequestError(
+            422,
+            f"record {i}: 'id' {rid!r} has the form of a generated id (<32 hex digits>-<row>), "
+            "which is reserved",
+            i,
+            "id",
+        )
+    return rid
