@@ -62,6 +62,7 @@ def create_app(
     """
     cfg = settings.serving
     metrics = metrics or ServingMetrics()
+    metrics.follow(follower.stats)
     features = follower.current.features if follower.current else ()
     categorical = follower.current.categorical if follower.current else ()
     handler = PredictionHandler(
@@ -155,12 +156,14 @@ def create_app(
         body = {"status": "ok", "model": p.name if p else None, "version": p.version if p else None}
         return _response(json_reply(body))
 
-    @app.get("/ready", summary="200 once a model is loaded")
+    @app.get("/ready", summary="200 once a model is loaded; checks say what is degraded")
     async def ready() -> Response:
         p = follower.current
+        checks = follower.health()  # model + registry: 200 while the model answers
         if p is None:
-            return _response(json_reply({"ready": False}, 503))
-        return _response(json_reply({"ready": True, "model": p.name, "version": p.version}))
+            return _response(json_reply({"ready": False, "checks": checks}, 503))
+        body = {"ready": True, "model": p.name, "version": p.version, "checks": checks}
+        return _response(json_reply(body))
 
     @app.get("/metrics", summary="Prometheus metrics")
     async def prometheus() -> Response:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 _RECENT = 4096  # requests kept for the overview's rate and latency percentiles
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -73,5 +76,41 @@ class ServingMetrics:
         self.model.clear()
         self.model.labels(name=name, version=version).set(1)
 
+    def follow(self, stats: Callable[[], Mapping[str, float]]) -> None:
+        """Expose the model follower's registry and load figures (read at each scrape)."""
+        self.registry.register(_FollowerCollector(stats))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _FollowerCollector(Collector):
+    def __init__(self, stats: Callable[[], Mapping[str, float]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        s = self._stats()
+        yield CounterMetricFamily(
+            "mlrig_registry_poll_failures", "Failed registry polls.", s["poll_failures"]
+        )
+        yield GaugeMetricFamily(
+            "mlrig_registry_last_success_timestamp_seconds",
+            "Unix time of the last registry answer (0 = none yet).",
+            s["last_success"],
+        )
+        yield GaugeMetricFamily(
+            "mlrig_registry_up", "1 when the last registry call succeeded.", s["registry_up"]
+        )
+        yield CounterMetricFamily(
+            "mlrig_model_loads", "Model versions the server tried to load.", s["load_attempts"]
+        )
+        yield CounterMetricFamily(
+            "mlrig_model_load_failures",
+            "Versions refused or failing to load (the current one kept serving).",
+            s["load_failures"],
+        )
+        yield GaugeMetricFamily(
+            "mlrig_model_rejected_versions",
+            "Versions the alias names that are not served.",
+            s["rejected"],
+        )
