@@ -172,6 +172,11 @@ class ModelFollower:
             await asyncio.sleep(delay)
             delay = await self.poll_once(interval_s)
 
+    @property
+    def busy(self) -> bool:
+        """A registry call is still running (a hung store): no other starts meanwhile."""
+        return self._busy_since is not None
+
     # --- what /ready and /metrics show ---------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
@@ -294,7 +299,10 @@ class ModelFollower:
         try:
             result = self._call(fn, arg)
         except Exception as exc:
-            raise self._registry_failed(exc) from exc
+            err = self._registry_failed(exc)
+            if err is exc:
+                raise
+            raise err from exc
         if self.failing_since is not None:
             log.warning(
                 "model %s: registry reachable again after %d failed polls",

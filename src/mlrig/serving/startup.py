@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from mlrig.config import Settings
-from mlrig.errors import MlrigError, TrackingError
+from mlrig.errors import MlrigError, ModelNotFoundError, TrackingError
 from mlrig.serving.follower import ModelFollower, describe
 from mlrig.tracking.loading import (
     LoadedModel,
@@ -44,16 +44,27 @@ class Registry:
         return self._client
 
     def resolve(self, ref: str) -> str:
-        """The version ``ref`` names now; TrackingError (with MLflow's cause) when not known."""
+        """The version ``ref`` names now. ModelNotFoundError when the registry answered that
+        it has no such model/alias/version; TrackingError when it did not answer."""
         try:
             return resolve_version(self.client(), ref)[1]
+        except ModelNotFoundError as exc:
+            if getattr(exc.__cause__, "error_code", None) in _NOT_FOUND:
+                raise
+            raise self._unreachable(exc.__cause__ or exc) from exc
         except TrackingError:
             raise
         except Exception as exc:
-            self._client = None
-            raise TrackingError(
-                f"registry {redact(self._settings.registry_uri)}: {describe(exc)}"
-            ) from exc
+            raise self._unreachable(exc) from exc
+
+    def _unreachable(self, exc: BaseException) -> TrackingError:
+        return TrackingError(
+            f"registry {redact(self._settings.registry_uri)}: no answer ({describe(exc)})"
+        )
+
+
+# MLflow's error codes for "asked and answered: no such thing" (anything else: no answer).
+_NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
 
 
 def open_follower(settings: Settings, registry: Registry | None = None) -> ModelFollower:
