@@ -50,7 +50,9 @@ class Served:
         self.follower = follower
         self.store = PredictionStore(settings.predictions_url)
         self.store.create_schema()
-        self.http = TestClient(create_app(settings, follower, self.store, GroupCommitWriter(self.store)))
+        self.http = TestClient(
+            create_app(settings, follower, self.store, GroupCommitWriter(self.store))
+        )
 
     def predict_version(self) -> str:
         r = self.http.post("/predict", json=WINE_ROW)
@@ -157,7 +159,10 @@ def _broken_versions(client: MlflowClient, tmp: Path) -> dict[str, tuple[str, st
         "file corrupted": (_register(client, corrupt), "cannot be loaded"),
         "no signature": (_register(client, unsigned), "without an input signature"),
         "other features": (_register(client, other), "alcohol_pct"),
-        "pickle": (_register(client, _as_pickle(_copy(client, tmp / "pkl"))), "serving.allow_pickle"),
+        "pickle": (
+            _register(client, _as_pickle(_copy(client, tmp / "pkl"))),
+            "serving.allow_pickle",
+        ),
         "self-trusting skops": (
             _register(client, _self_trusting(_copy(client, tmp / "trusting"))),
             "serving.trusted_types",

@@ -317,12 +317,10 @@ class ModelFollower:
         self.last_error = describe(exc)
         if self.failing_since is None:
             self.failing_since = time.time()
-        log.warning(
-            "model %s: registry unreachable (%s); still serving version %s",
-            self.ref,
-            self.last_error,
-            self.current.version if self.current else None,
+        serving = (
+            f"still serving version {self.current.version}" if self.current else "no model yet"
         )
+        log.warning("model %s: registry unreachable (%s); %s", self.ref, self.last_error, serving)
         return exc if isinstance(exc, TrackingError) else TrackingError(self.last_error)
 
     def _call(self, fn: Callable[[str], T], arg: str) -> T:
