@@ -334,3 +334,23 @@ def _closed_port() -> int:
     from tests.conftest import free_port
 
     return free_port()  # bound, then released: nothing listens there
+
+
+def test_start_with_a_broken_champion_serves_the_last_good_copy(
+    trained_home: Path, client: MlflowClient, tmp_path: Path
+) -> None:
+    settings = _settings(trained_home)
+    open_follower(settings)  # version 1 served once: the local copy
+    corrupt = _copy(client, tmp_path / "corrupt")
+    (corrupt / "model.skops").write_bytes(b"\x00" * 64)
+    version = _register(client, corrupt)
+    client.set_registered_model_alias(NAME, "champion", version)
+
+    s = Served(settings, open_follower(settings))
+    with s.http:
+        assert s.predict_version() == "1"
+        model = s.checks()["model"]
+        assert model["source"] == "cache" and "cannot be loaded" in model["rejected"][version]
+        s.poll()
+        s.poll()
+        assert s.follower.load_attempts == 1  # the start-up attempt only
