@@ -49,8 +49,9 @@ class Registry:
         try:
             return resolve_version(self.client(), ref)[1]
         except ModelNotFoundError as exc:
-            if getattr(exc.__cause__, "error_code", None) in _NOT_FOUND:
-                raise
+            cause = exc.__cause__
+            if cause is None or getattr(cause, "error_code", None) in _NOT_FOUND:
+                raise  # a malformed ref, or the registry answered "no such thing"
             raise self._unreachable(exc.__cause__ or exc) from exc
         except TrackingError:
             raise
