@@ -354,3 +354,18 @@ def test_start_with_a_broken_champion_serves_the_last_good_copy(
         s.poll()
         s.poll()
         assert s.follower.load_attempts == 1  # the start-up attempt only
+
+
+def test_a_deleted_alias_keeps_the_model_and_is_reported_as_not_found(
+    served: Served, client: MlflowClient
+) -> None:
+    client.delete_registered_model_alias(NAME, "champion")
+    assert served.poll(1.0) == 2.0
+    assert served.predict_version() == "1"
+    registry = served.checks()["registry"]
+    assert registry["status"] == "not found", registry
+    assert registry["detail"].startswith(f"{NAME}@champion not found since")
+    client.set_registered_model_alias(NAME, "champion", "1")
+    assert served.poll(1.0) == 1.0
+    assert served.checks()["registry"]["status"] == "ok"
+    assert served.follower.load_attempts == 1

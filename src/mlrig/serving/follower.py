@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from mlrig.errors import ModelRefusedError, TrackingError
+from mlrig.errors import ModelNotFoundError, ModelRefusedError, TrackingError
 from mlrig.serving.predictor import Predictor
 from mlrig.tracking.loading import LoadedModel
 from mlrig.tracking.registry import parse_model_ref
@@ -102,6 +102,7 @@ class ModelFollower:
         self.delay: float | None = None  # the wait before the next poll
         self._named: str | None = None  # the version the alias named at the last answer
         self._busy_since: float | None = None  # a registry call still running (hung store)
+        self._answered = False  # the last registry failure was a "not found" answer
         self._lock = asyncio.Lock()
 
     # --- start-up (blocking) ---------------------------------------------------------------
@@ -209,10 +210,15 @@ class ModelFollower:
             "poll_failures": self.poll_failures,
         }
         if self.failing_since is not None:
-            out["status"] = "unreachable"
-            out["since"] = _iso(self.failing_since)
+            since = _iso(self.failing_since)
+            out["since"] = since
             out["last_error"] = self.last_error
-            out["detail"] = f"unreachable since {out['since']}, last error: {self.last_error}"
+            if self._answered:  # e.g. the alias was deleted: reachable, but nothing to follow
+                out["status"] = "not found"
+                out["detail"] = f"{self.ref} not found since {since}: {self.last_error}"
+            else:
+                out["status"] = "unreachable"
+                out["detail"] = f"unreachable since {since}, last error: {self.last_error}"
         if self.delay is not None:
             out["next_poll_in_s"] = round(self.delay, 3)
         return out
@@ -313,6 +319,8 @@ class ModelFollower:
         return result
 
     def _registry_failed(self, exc: BaseException) -> TrackingError:
+        # ModelNotFoundError from the resolver = the registry answered "no such alias/model".
+        self._answered = isinstance(exc, ModelNotFoundError)
         self.poll_failures += 1
         self.last_error = describe(exc)
         if self.failing_since is None:
@@ -320,7 +328,8 @@ class ModelFollower:
         serving = (
             f"still serving version {self.current.version}" if self.current else "no model yet"
         )
-        log.warning("model %s: registry unreachable (%s); %s", self.ref, self.last_error, serving)
+        state = "has no such model or alias" if self._answered else "unreachable"
+        log.warning("model %s: registry %s (%s); %s", self.ref, state, self.last_error, serving)
         return exc if isinstance(exc, TrackingError) else TrackingError(self.last_error)
 
     def _call(self, fn: Callable[[str], T], arg: str) -> T:
