@@ -369,3 +369,17 @@ def test_a_deleted_alias_keeps_the_model_and_is_reported_as_not_found(
     assert served.poll(1.0) == 1.0
     assert served.checks()["registry"]["status"] == "ok"
     assert served.follower.load_attempts == 1
+
+
+def test_a_damaged_local_copy_is_not_served_and_the_real_error_is_raised(
+    trained_home: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    open_follower(_settings(trained_home))
+    (trained_home / "serving-cache" / NAME / "1" / "model.skops").write_bytes(b"half a file")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{_closed_port()}")
+    from mlrig.errors import TrackingError
+
+    with pytest.raises(TrackingError, match="no answer"):
+        open_follower(_settings(trained_home))
+    assert "local copy not usable" in caplog.text and "cannot be loaded" in caplog.text

@@ -238,9 +238,14 @@ def cached_model(root: Path, ref: str, trust: LoadTrust) -> tuple[LoadedModel, s
     local = root / str(record["version"])
     if not local.is_dir():
         return None
-    model = load_model_dir(
-        local, str(record["name"]), str(record["version"]), record.get("run_id"), trust
-    )
+    try:
+        model = load_model_dir(
+            local, str(record["name"]), str(record["version"]), record.get("run_id"), trust
+        )
+    except ModelNotFoundError:
+        raise
+    except Exception as exc:  # a damaged copy: say so, never serve half a model
+        raise ModelNotFoundError(f"local copy {local}: cannot be loaded ({exc})") from exc
     return model, str(record.get("saved_at", ""))
 
 
