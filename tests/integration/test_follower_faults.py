@@ -383,3 +383,18 @@ def test_a_damaged_local_copy_is_not_served_and_the_real_error_is_raised(
     with pytest.raises(TrackingError, match="no answer"):
         open_follower(_settings(trained_home))
     assert "local copy not usable" in caplog.text and "cannot be loaded" in caplog.text
+
+
+def test_a_cache_that_cannot_be_written_does_not_stop_serving_or_swapping(
+    trained_home: Path, client: MlflowClient, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (trained_home / "serving-cache").write_text("a file where the cache folder should be")
+    settings = _settings(trained_home)
+    s = Served(settings, open_follower(settings))
+    with s.http:
+        assert s.predict_version() == "1"
+        good = _register(client, _copy(client, tmp_path / "good"))
+        client.set_registered_model_alias(NAME, "champion", good)
+        s.poll()
+        assert s.predict_version() == good
+    assert caplog.text.count("no local copy kept") == 2

@@ -13,6 +13,7 @@ model. MLflow's own ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false`` still refuses 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
     from mlrig.config import ServingSettings
+
+log = logging.getLogger(__name__)
 
 CACHE_POINTER = "last.json"  # in <home>/serving-cache/<model>/: the version served last
 
@@ -81,7 +84,10 @@ def load_model(
             )
             model = load_model_dir(Path(local), name, version, mv.run_id, trust)
             if keep is not None:
-                _copy_to_cache(Path(local), keep, version)
+                try:
+                    _copy_to_cache(Path(local), keep, version)
+                except OSError as exc:  # a full or read-only disk must not stop serving
+                    log.warning("model %r version %s: no local copy kept (%s)", name, version, exc)
     except ModelNotFoundError:
         raise
     except Exception as exc:  # MLflow, skops and OS errors all mean the same here
