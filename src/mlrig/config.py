@@ -16,7 +16,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -30,6 +38,9 @@ _FLAT_ENV = {
     "MLRIG_ADMIN_TOKEN": ("serving", "admin_token"),
     "MLRIG_PREDICT_TOKEN": ("serving", "predict_token"),
 }
+
+
+_DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 
 
 class _Section(BaseModel):
@@ -154,6 +165,52 @@ class ServingSettings(_Section):
                 f"log_queue_rows ({self.log_queue_rows}) must be at least max_batch_rows "
                 f"({self.max_batch_rows})"
             )
+        return self
+
+    # Keeping the served model when the registry is down (serving/follower.py, startup.py).
+    model_uri: str | None = Field(
+        None,
+        description="Serve this MLflow model (runs:/…, a local model directory) without the "
+        "registry and never poll; exclusive with model.",
+    )
+    poll_max_interval: float = Field(
+        300.0, gt=0, description="Back-off cap: each failed poll doubles the wait up to this (s)."
+    )
+    registry_timeout: float = Field(
+        30.0, gt=0, description="Longest wait (s) for one registry call or model download."
+    )
+    cache: bool = Field(
+        True,
+        description="Keep a copy of the served version under <home>/serving-cache and start "
+        "from it when the registry is unreachable.",
+    )
+    # Loading trust: a model file is code from whoever can write the registry and artifacts.
+    allow_pickle: bool = Field(
+        False,
+        description="Load models saved as pickle/cloudpickle (they run arbitrary code on "
+        "load); False = skops files only.",
+    )
+    trusted_types: list[str] = Field(
+        [
+            "sklearn.tree._tree.Tree",
+            "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        ],
+        description="Types a skops file may hold beyond skops' safe defaults (the trees of "
+        "mlrig's own forests and boosters). The list a model carries in its MLmodel is ignored.",
+    )
+
+    @field_validator("trusted_types")
+    @classmethod
+    def _dotted_names(cls, value: list[str]) -> list[str]:
+        bad = [t for t in value if not _DOTTED.fullmatch(t)]
+        if bad:
+            raise ValueError(f"expected fully qualified type names like 'pkg.module.Type', got {bad}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ServingSettings:
+        if self.model and self.model_uri:
+            raise ValueError("model and model_uri are exclusive: serve a registry ref or a URI")
         return self
 
 

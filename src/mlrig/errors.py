@@ -37,6 +37,11 @@ class ModelNotFoundError(TrackingError):
     """A registered model, version or alias does not exist."""
 
 
+class ModelRefusedError(ModelNotFoundError):
+    """A model version exists but will not be served: a serialization or type the serving
+    settings do not trust, no input signature, or another input contract than the served one."""
+
+
 class StoreUnavailableError(MlrigError):
     """The prediction store cannot be reached or written."""
 

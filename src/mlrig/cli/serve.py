@@ -17,6 +17,14 @@ def serve_command(
             "--model", "-m", help="NAME@ALIAS or NAME/VERSION (default: MODEL_NAME@champion)."
         ),
     ] = None,
+    model_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--model-uri",
+            help="Serve this model (runs:/ID/model or a local model directory) without the "
+            "registry; no polling.",
+        ),
+    ] = None,
     host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
     workers: Annotated[
@@ -38,6 +46,7 @@ def serve_command(
     overrides = {
         "serving": {
             "model": model,
+            "model_uri": model_uri,
             "host": host,
             "port": port,
             "workers": workers,
@@ -46,27 +55,29 @@ def serve_command(
     }
     settings = settings_from(config, home, overrides)
     cfg = settings.serving
+    what = cfg.model_uri or f"models:/{settings.served_model}"
     if cfg.workers == 1:
-        app = build_app(settings)  # loads the model: a missing one is an error before binding
-        typer.echo(
-            f"serving models:/{settings.served_model} on http://{cfg.host}:{cfg.port}", err=True
-        )
+        # Loads the model (registry, else its local copy with a warning, or --model-uri):
+        # no model at all is an error before binding.
+        app = build_app(settings)
+        typer.echo(f"serving {what} on http://{cfg.host}:{cfg.port}", err=True)
         uvicorn.run(app, host=cfg.host, port=cfg.port, access_log=False, log_level="warning")
         return
-    from mlrig.tracking.registry import resolve_version
-    from mlrig.tracking.store import open_client
+    from mlrig.serving.startup import open_follower
 
-    resolve_version(open_client(settings), settings.served_model)  # fail fast, before forking
+    # Fail fast, before forking: the same start-up (registry, local copy or URI) as a worker's.
+    open_follower(settings)
     # Workers rebuild the settings from the environment: hand them what the flags said.
     os.environ["MLRIG_HOME"] = str(settings.home_dir)
-    os.environ["MLRIG_SERVING__MODEL"] = settings.served_model
+    if cfg.model_uri:
+        os.environ["MLRIG_SERVING__MODEL_URI"] = cfg.model_uri
+    else:
+        os.environ["MLRIG_SERVING__MODEL"] = settings.served_model
     os.environ["MLRIG_SERVING__POLL_INTERVAL"] = str(cfg.poll_interval)
     if config is not None:
         os.environ[CONFIG_ENV] = str(config.resolve())
     typer.echo(
-        f"serving models:/{settings.served_model} on http://{cfg.host}:{cfg.port} "
-        f"with {cfg.workers} workers",
-        err=True,
+        f"serving {what} on http://{cfg.host}:{cfg.port} with {cfg.workers} workers", err=True
     )
     uvicorn.run(
         "mlrig.serving.asgi:app",

@@ -62,6 +62,7 @@ def create_app(
     """
     cfg = settings.serving
     metrics = metrics or ServingMetrics()
+    metrics.follow(follower.stats)
     handler = PredictionHandler(
         follower, PredictBatcher(writer), metrics, cfg.predict_token, cfg.max_body_bytes
     )
@@ -158,13 +159,13 @@ def create_app(
 
     def checks() -> dict[str, dict[str, Any]]:
         """Named readiness checks, each with ``ok``; any not ok makes /ready answer 503."""
-        p = follower.current
-        model: dict[str, Any] = (
-            {"ok": False, "problem": "no model loaded yet"}
-            if p is None
-            else {"ok": True, "name": p.name, "version": p.version}
-        )
-        return {"model": model, "writer": writer.health().as_check()}
+        parts = follower.health()  # model and registry, each with a status and why
+        parts["model"]["ok"] = follower.current is not None
+        if follower.current is None:
+            parts["model"]["problem"] = "no model loaded yet"
+        parts["registry"]["ok"] = True  # degraded, not unready: the loaded model still answers
+        parts["writer"] = writer.health().as_check()
+        return parts
 
     @app.get(
         "/ready",

@@ -10,7 +10,7 @@ from mlrig.predictions.store import PredictionStore
 from mlrig.predictions.writer import GroupCommitWriter
 from mlrig.serving.app import create_app
 from mlrig.serving.fastpath import FastPath
-from mlrig.serving.follower import ModelFollower
+from mlrig.serving.startup import Registry, open_follower
 
 CONFIG_ENV = "MLRIG_CONFIG_FILE"
 
@@ -19,18 +19,10 @@ def build_app(settings: Settings) -> FastPath:
     """Load the served model and open the store; raises ModelNotFoundError / StoreUnavailableError."""
     from dataclasses import asdict
 
-    from mlrig.tracking.loading import load_model
-    from mlrig.tracking.registry import champion_history, resolve_version
-    from mlrig.tracking.store import open_client
+    from mlrig.tracking.registry import champion_history
 
-    client = open_client(settings)
-    follower = ModelFollower(
-        settings.served_model,
-        loader=lambda ref: load_model(client, ref),
-        resolver=lambda ref: resolve_version(client, ref)[1],
-        max_rows=settings.serving.max_batch_rows,
-    )
-    follower.load_now()
+    registry = Registry(settings)
+    follower = open_follower(settings, registry)  # registry, else its local copy, else a URI
     store = PredictionStore(settings.predictions_url)
     store.create_schema()
     cfg = settings.serving
@@ -46,7 +38,7 @@ def build_app(settings: Settings) -> FastPath:
         follower,
         store,
         writer,
-        history=lambda name: [asdict(c) for c in champion_history(client, name)],
+        history=lambda name: [asdict(c) for c in champion_history(registry.client(), name)],
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -83,6 +83,10 @@ class ServingMetrics:
         self.model.clear()
         self.model.labels(name=name, version=version).set(1)
 
+    def follow(self, stats: Callable[[], Mapping[str, float]]) -> None:
+        """Expose the model follower's registry and load figures (read at each scrape)."""
+        self.registry.register(_FollowerCollector(stats))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -115,3 +119,35 @@ class _WriterCollector(Collector):
         shed.add_metric(["refused"], h.refused)
         shed.add_metric(["timeout"], h.timed_out)
         yield shed
+
+
+class _FollowerCollector(Collector):
+    def __init__(self, stats: Callable[[], Mapping[str, float]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        s = self._stats()
+        yield CounterMetricFamily(
+            "mlrig_registry_poll_failures", "Failed registry polls.", s["poll_failures"]
+        )
+        yield GaugeMetricFamily(
+            "mlrig_registry_last_success_timestamp_seconds",
+            "Unix time of the last registry answer (0 = none yet).",
+            s["last_success"],
+        )
+        yield GaugeMetricFamily(
+            "mlrig_registry_up", "1 when the last registry call succeeded.", s["registry_up"]
+        )
+        yield CounterMetricFamily(
+            "mlrig_model_loads", "Model versions the server tried to load.", s["load_attempts"]
+        )
+        yield CounterMetricFamily(
+            "mlrig_model_load_failures",
+            "Versions refused or failing to load (the current one kept serving).",
+            s["load_failures"],
+        )
+        yield GaugeMetricFamily(
+            "mlrig_model_rejected_versions",
+            "Versions the alias names that are not served.",
+            s["rejected"],
+        )

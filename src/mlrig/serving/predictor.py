@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from mlrig.errors import ModelRefusedError
 from mlrig.predictions.ids import MAX_INT_ID, BadClientId, check_client_id
 from mlrig.predictions.records import (
     generated_id,
@@ -59,6 +60,12 @@ class Predictor:
     """
 
     def __init__(self, model: LoadedModel, max_rows: int) -> None:
+        if not model.features:  # nothing to check a request against: refuse, do not guess
+            raise ModelRefusedError(
+                f"model {model.name!r} version {model.version}: logged without an input "
+                "signature, so serving cannot check requests against its features (log it "
+                "with a signature)"
+            )
         self.name = model.name
         self.version = model.version
         self.loaded_at = time.time()
