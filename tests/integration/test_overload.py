@@ -39,13 +39,21 @@ class _Crash(BaseException):
 
 
 class _ReportStore(ControlledStore):
-    """The controlled store whose monitoring-report read raises ``read_fault()`` when set."""
+    """The controlled store whose monitoring-report read raises ``read_fault()`` when set, or
+    blocks while ``read_gate`` is cleared."""
 
     read_fault: Callable[[], BaseException] | None = None
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.read_gate = threading.Event()
+        self.read_gate.set()
 
     def monitoring_report(self, result_id: int) -> str | None:
         if self.read_fault is not None:
             raise self.read_fault()
+        if not self.read_gate.wait(120):
+            raise TimeoutError("the test never released the read")
         return super().monitoring_report(result_id)
 
 
@@ -327,6 +335,19 @@ def test_a_store_fault_on_a_read_route_is_503_and_a_bug_is_a_500_json(
         srv.store.read_fault = None
         missing = httpx.get(f"{srv.url}/monitoring/report/1", timeout=30)
         assert missing.status_code == 404
+
+
+def test_a_stalled_store_read_answers_503_at_the_deadline(tmp_path: Path) -> None:
+    with _serve(tmp_path, {"commit_timeout_ms": 300, "retry_after_s": 2}) as srv:
+        assert isinstance(srv.store, _ReportStore)
+        srv.store.read_gate.clear()
+        try:
+            r = httpx.get(f"{srv.url}/monitoring/report/1", timeout=30)
+            assert r.status_code == 503 and r.headers["retry-after"] == "2"
+            assert r.json() == {"error": "prediction store: no answer within 300 ms"}
+        finally:
+            srv.store.read_gate.set()
+        assert httpx.get(f"{srv.url}/monitoring/report/1", timeout=30).status_code == 404
 
 
 def _fresh_database(postgres_url: str, name: str) -> str:

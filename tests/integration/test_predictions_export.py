@@ -14,7 +14,8 @@ from tests.conftest import free_port, prediction_store, run_cli
 
 
 def _log_hours(home: Path) -> None:
-    """Three one-row predictions of model m at 10:00, 11:00 and 12:00 UTC, each with feedback."""
+    """Three one-row predictions of model m at 10:00, 11:00 and 12:00 UTC and one of model n
+    at 10:00 with the id m used at 11:00, each with feedback."""
     store = prediction_store(home)
     t0 = dt.datetime(2026, 11, 1, 10, tzinfo=dt.UTC)
     batches = []
@@ -26,8 +27,15 @@ def _log_hours(home: Path) -> None:
                 "predict", ("a",), x, x[:, 0], 1.0,
             )
         )  # fmt: skip
+    x = np.array([[7.0]])  # model n chose an id model m also uses
+    batches.append(
+        PredictionBatch(
+            new_batch_id(), ["h1"], True, t0, "n", "3", "predict", ("a",), x, x[:, 0], 1.0
+        )
+    )
     store.insert_batches(batches)
     store.add_feedback("m", [(f"h{h}", 10.0 + h) for h in range(3)])
+    store.add_feedback("n", [("h1", 70.0)])
     store.close()
 
 
@@ -89,3 +97,23 @@ def test_a_store_that_refuses_reads_exits_5_without_a_traceback(
     assert r.returncode == 5, r.stderr
     assert "Traceback" not in r.stderr and not out.exists()
     assert "cannot read the prediction log (InsufficientPrivilege" in r.stderr
+
+
+def test_export_of_one_model_joins_its_own_feedback(home: Path, tmp_path: Path) -> None:
+    _log_hours(home)
+    out = tmp_path / "n.csv"
+    r = run_cli(
+        "predictions", "export", "-o", str(out), "-f", "csv", "-m", "n", "--home", str(home)
+    )
+    assert r.returncode == 0, r.stderr
+    frame = pd.read_csv(out)
+    assert frame[["model_name", "id", "a", "actual"]].values.tolist() == [["n", "h1", 7.0, 70.0]]
+    every = tmp_path / "all.csv"
+    assert (
+        run_cli(
+            "predictions", "export", "-o", str(every), "-f", "csv", "--home", str(home)
+        ).returncode
+        == 0
+    )
+    both = pd.read_csv(every).set_index(["model_name", "id"])["actual"]
+    assert both[("m", "h1")] == 11.0 and both[("n", "h1")] == 70.0 and len(both) == 4

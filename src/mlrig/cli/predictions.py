@@ -21,11 +21,15 @@ def export_command(
         typer.Option(help="ISO time (UTC unless it has an offset) or age (30m, 12h, 7d)."),
     ] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="parquet | csv")] = "parquet",
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Only this model's predictions.")
+    ] = None,
     config: ConfigOpt = None,
     home: HomeOpt = None,
 ) -> None:
     """Predictions (one column per feature) joined to their feedback by model and id, oldest
-    first. A store fault exits with code 5 (StoreUnavailableError) and writes no file."""
+    first (client ids are per model: the same id may appear once per model). A store fault
+    exits with code 5 (StoreUnavailableError) and writes no file."""
     from mlrig.config import parse_since
     from mlrig.predictions.store import PredictionStore
 
@@ -36,7 +40,7 @@ def export_command(
     store = PredictionStore(settings.predictions_url)
     try:
         store.create_schema()
-        frame = store.read_frame(lower)
+        frame = store.read_frame(lower, model)
     finally:
         store.close()
     try:

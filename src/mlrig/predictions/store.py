@@ -313,10 +313,13 @@ class PredictionStore:
                 )
             )
 
-    def read_frame(self, since: dt.datetime | None = None) -> pd.DataFrame:
-        """One row per prediction, oldest first: id, request columns, one column per feature,
-        ``prediction``, and ``actual``/``feedback_at`` (NaN when no feedback yet), joined by
-        (model_name, id). Raises StoreUnavailableError on a store fault."""
+    def read_frame(
+        self, since: dt.datetime | None = None, model_name: str | None = None
+    ) -> pd.DataFrame:
+        """One row per prediction (of ``model_name``, or of every model), oldest first: id,
+        request columns, one column per feature, ``prediction``, and ``actual``/``feedback_at``
+        (NaN when no feedback yet), joined by (model_name, id). Raises StoreUnavailableError
+        on a store fault."""
         import pandas as pd
 
         query = sa.select(requests).order_by(requests.c.created_at)
@@ -328,6 +331,9 @@ class PredictionStore:
             feedback.c.actual,
             feedback.c.created_at.label("feedback_at"),
         )
+        if model_name is not None:
+            query = query.where(requests.c.model_name == model_name)
+            truth_query = truth_query.where(feedback.c.model_name == model_name)
         with store_faults("read the prediction log"), self.engine.connect() as conn:
             batches = conn.execute(query).mappings().all()
             truth = pd.DataFrame(

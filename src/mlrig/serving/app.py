@@ -11,8 +11,8 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -41,6 +41,7 @@ from mlrig.serving.predictor import RequestError
 from mlrig.serving.schemas import feedback_schema, predict_schema
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _response(reply: Reply) -> Response:
@@ -109,6 +110,17 @@ def create_app(
         # Starlette re-raises after this answer: the server logs the traceback once.
         body = {"error": f"internal error ({type(exc).__name__}) on {request.url.path}"}
         return _response(json_reply(body, 500))
+
+    async def _store_read(read: Awaitable[T]) -> T:
+        """``read``'s result, or StoreUnavailableError (503) once the commit deadline passes: a
+        stalled store never holds a page request open (the blocked thread ends with the
+        store's own timeout)."""
+        try:
+            return await asyncio.wait_for(read, cfg.commit_timeout_ms / 1000)
+        except TimeoutError as exc:
+            raise StoreUnavailableError(
+                f"prediction store: no answer within {cfg.commit_timeout_ms:g} ms"
+            ) from exc
 
     async def _read(request: Request) -> bytes | RequestError:
         length = request.headers.get("content-length", "")
@@ -226,15 +238,15 @@ def create_app(
 
     @app.get("/overview.json", summary="What the overview page shows: model, traffic, log, monitoring")
     async def overview_json() -> Response:
-        return _response(json_reply(await overview.overview()))
+        return _response(json_reply(await _store_read(overview.overview())))
 
     @app.get("/monitoring", summary="The latest drift and live-quality verdict (from `mlrig monitor`)")
     async def monitoring() -> Response:
-        return _response(json_reply(await overview.monitoring()))
+        return _response(json_reply(await _store_read(overview.monitoring())))
 
     @app.get("/monitoring/report/{result_id}", summary="The HTML report of a monitoring result")
     async def monitoring_report(result_id: int) -> Response:
-        html = await asyncio.to_thread(store.monitoring_report, result_id)
+        html = await _store_read(asyncio.to_thread(store.monitoring_report, result_id))
         if html is None:
             return _response(json_reply({"error": f"no monitoring report {result_id}"}, 404))
         return Response(html, media_type="text/html; charset=utf-8")
