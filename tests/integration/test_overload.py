@@ -152,7 +152,7 @@ def test_a_stalled_store_answers_503_with_retry_after_and_ready_names_the_writer
         srv.store.release()
         _eventually(lambda: srv.ready().status_code == 200)
         # at-least-once: the 503'd request was logged once the store came back ...
-        assert srv.store.missing_ids(["r1"]) == []
+        assert srv.store.missing_ids("m", ["r1"]) == []
         first = _id_rows(srv.store, "r1")
         # ... and the client's retry with the same id is answered and does not re-map the id
         retry = httpx.post(f"{srv.url}/predict", json=_row("r1"), timeout=30)
@@ -190,8 +190,8 @@ def test_a_stalled_store_keeps_the_queue_at_its_bound_under_many_concurrent_requ
         srv.store.release()
         _eventually(lambda: srv.writer.queued_rows == 0)
     # refused requests were never queued; timed-out ones are logged (at-least-once)
-    assert srv.store.count() == bound and srv.store.missing_ids(late) == []
-    assert sorted(srv.store.missing_ids(full)) == sorted(full)
+    assert srv.store.count() == bound and srv.store.missing_ids("m", late) == []
+    assert sorted(srv.store.missing_ids("m", full)) == sorted(full)
 
 
 def test_stalls_under_steady_load_lose_no_acknowledged_prediction(tmp_path: Path) -> None:
@@ -267,7 +267,7 @@ def test_a_failing_store_answers_503_and_the_server_recovers_when_it_is_back(
         srv.store.fault = None
         ok = httpx.post(f"{srv.url}/predict", json=_row("kept"), timeout=30)
         assert ok.status_code == 200
-    assert srv.store.missing_ids(["lost", "kept"]) == ["lost"]  # refused means not logged
+    assert srv.store.missing_ids("m", ["lost", "kept"]) == ["lost"]  # refused means not logged
 
 
 def test_a_dead_writer_thread_answers_503_at_once_and_ready_reports_it(tmp_path: Path) -> None:
@@ -306,8 +306,8 @@ def test_an_estimator_failure_answers_only_its_own_request_with_a_500(
     for pid, r in by_id.items():
         assert r.status_code == 200, (pid, r.text)
         assert r.json()["predictions"][0]["prediction"] == pytest.approx(2 * float(pid))
-    assert srv.store.missing_ids(list(by_id)) == [] and srv.store.count() == 29
-    assert srv.store.missing_ids(["bad"]) == ["bad"]
+    assert srv.store.missing_ids("m", list(by_id)) == [] and srv.store.count() == 29
+    assert srv.store.missing_ids("m", ["bad"]) == ["bad"]
     logged = [
         rec for rec in caplog.records if rec.exc_info and "model m v7 failed" in rec.getMessage()
     ]
@@ -377,7 +377,7 @@ def test_a_locked_postgresql_table_answers_503_then_logs_the_request_at_least_on
         finally:
             locker.dispose()
         _eventually(lambda: srv.ready().status_code == 200)
-        assert srv.store.missing_ids(["r1"]) == []  # committed once the lock went: at-least-once
+        assert srv.store.missing_ids("m", ["r1"]) == []  # committed once the lock went: at-least-once
         first = _id_rows(srv.store, "r1")
         retry = httpx.post(f"{srv.url}/predict", json=_row("r1"), timeout=30)
         assert retry.status_code == 200

@@ -70,7 +70,7 @@ def test_a_commit_past_its_deadline_is_refused_and_logged_once_the_store_recover
     assert _eventually(lambda: "stalled" in (writer.health().problem() or ""))
     store.release()
     writer.stop()
-    assert store.missing_ids(["late"]) == [] and store.count() == 1 and writer.queued_rows == 0
+    assert store.missing_ids("m", ["late"]) == [] and store.count() == 1 and writer.queued_rows == 0
 
 
 def test_a_failing_store_fails_the_waiters_with_a_reason_that_carries_no_values(

@@ -64,7 +64,7 @@ def test_a_cancelled_waiter_leaves_the_rest_of_its_micro_batch_answered(
     outcomes = asyncio.run(scenario())
     assert isinstance(outcomes[0], asyncio.CancelledError)
     assert [float(o[0][0]) for o in outcomes[1:]] == pytest.approx([2.0, 2.0])
-    assert store.missing_ids(["r0", "r1", "r2"]) == ["r0"]  # the abandoned one is not logged
+    assert store.missing_ids("m", ["r0", "r1", "r2"]) == ["r0"]  # the abandoned one is not logged
 
 
 def test_an_estimator_failure_fails_only_the_request_that_caused_it(
@@ -83,7 +83,7 @@ def test_an_estimator_failure_fails_only_the_request_that_caused_it(
     assert isinstance(bad, ValueError) and "666" in str(bad)
     assert good_a[0].tolist() == pytest.approx([2.0, 14.0])
     assert good_c[0].tolist() == pytest.approx([6.0])
-    assert store.missing_ids(["a0", "a1", "bad", "c0"]) == ["bad"] and store.count() == 3
+    assert store.missing_ids("m", ["a0", "a1", "bad", "c0"]) == ["bad"] and store.count() == 3
 
 
 def test_requests_over_the_log_bound_are_refused_before_they_are_predicted(
@@ -125,7 +125,7 @@ def test_a_model_answering_too_few_rows_fails_that_request_not_its_neighbours(
     a, short, c = asyncio.run(scenario())
     assert isinstance(short, ValueError) and "1 predictions for 2 rows" in str(short)
     assert a[0].tolist() == pytest.approx([2.0]) and c[0].tolist() == pytest.approx([16.0])
-    assert store.missing_ids(["a", "s0", "s1", "c"]) == ["s0", "s1"] and store.count() == 2
+    assert store.missing_ids("m", ["a", "s0", "s1", "c"]) == ["s0", "s1"] and store.count() == 2
 
 
 class _BrokenWriter(GroupCommitWriter):
