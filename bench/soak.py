@@ -163,15 +163,16 @@ async def _load(
     return intervals, acknowledged
 
 
-def _stored_ids(home: Path) -> list[str]:
+def _stored(home: Path) -> tuple[set[str], int]:
+    """The ids in the log and how many rows it holds (a retried id would count twice)."""
     from mlrig.predictions.store import PredictionStore
 
     store = PredictionStore(f"sqlite:///{home / 'predictions.db'}")
     try:
-        frame = store.read_frame()
+        frame, rows = store.read_frame(), store.count()
     finally:
         store.close()
-    return [str(i) for i in frame["id"]] if len(frame) else []
+    return ({str(i) for i in frame["id"]} if len(frame) else set()), rows
 
 
 def main() -> None:
@@ -209,9 +210,9 @@ def main() -> None:
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
-    stored = _stored_ids(home)
+    stored, rows = _stored(home)
     soak = {i for i in stored if i.startswith("soak-")}
-    duplicates = sum(1 for i in stored if i.startswith("soak-")) - len(soak)
+    duplicates = rows - len(stored)  # the home's only other rows are none: it starts empty
     lost = len(set(acknowledged) - soak)
 
     rows = [iv for iv in intervals if iv.sent]
