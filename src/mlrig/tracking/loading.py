@@ -46,6 +46,7 @@ class LoadedModel:
     categorical: tuple[str, ...] = ()  # features the signature types as strings
     task: str = "regression"
     has_signature: bool = True
+    example: Any = None  # the input example logged with the model (a DataFrame), if any
 
 
 @dataclass(frozen=True)
@@ -145,8 +146,12 @@ def load_model_dir(
             if getattr(getattr(spec, "type", None), "name", "") == "string"
         )
     task = "classification" if is_classifier(estimator) else "regression"
+    try:
+        example = meta.load_input_example(str(local))
+    except Exception:  # an example is a check, not a requirement
+        example = None
     return LoadedModel(
-        estimator, name, version, run_id, features, categorical, task, bool(features)
+        estimator, name, version, run_id, features, categorical, task, bool(features), example
     )
 
 
