@@ -45,7 +45,6 @@ class LoadedModel:
     features: tuple[str, ...]
     categorical: tuple[str, ...] = ()  # features the signature types as strings
     task: str = "regression"
-    has_signature: bool = True
     example: Any = None  # the input example logged with the model (a DataFrame), if any
 
 
@@ -150,9 +149,7 @@ def load_model_dir(
         example = meta.load_input_example(str(local))
     except Exception:  # an example is a check, not a requirement
         example = None
-    return LoadedModel(
-        estimator, name, version, run_id, features, categorical, task, bool(features), example
-    )
+    return LoadedModel(estimator, name, version, run_id, features, categorical, task, example)
 
 
 def _load_trusted(
