@@ -144,6 +144,18 @@ def _self_trusting(files: Path) -> Path:
     return files
 
 
+def _refit_on_fewer_features(files: Path) -> None:
+    """Same signature (11 features), but an estimator fitted on 10: every request would fail."""
+    import skops.io
+    from sklearn.linear_model import LinearRegression
+
+    from tests.conftest import wine_frame
+
+    frame = wine_frame().head(50)
+    x = frame[list(WINE_ROW)[:-1]]
+    skops.io.dump(LinearRegression().fit(x.to_numpy(), frame["quality"]), files / "model.skops")
+
+
 def _broken_versions(client: MlflowClient, tmp: Path) -> dict[str, tuple[str, str]]:
     """label -> (version, words the refusal must contain)."""
     missing = _copy(client, tmp / "missing")
@@ -154,7 +166,10 @@ def _broken_versions(client: MlflowClient, tmp: Path) -> dict[str, tuple[str, st
     _edit_mlmodel(unsigned, lambda m: m.pop("signature"))
     other = _copy(client, tmp / "other")
     _edit_mlmodel(other, _rename_feature)
+    misfit = _copy(client, tmp / "misfit")
+    _refit_on_fewer_features(misfit)
     return {
+        "estimator does not fit its signature": (_register(client, misfit), "input example"),
         "file deleted": (_register(client, missing), "cannot be loaded"),
         "file corrupted": (_register(client, corrupt), "cannot be loaded"),
         "no signature": (_register(client, unsigned), "without an input signature"),

@@ -112,7 +112,7 @@ class ModelFollower:
         answer, ModelNotFoundError / ModelRefusedError when the version cannot be served."""
         if self._resolve is None:
             model = self._call(self._load, self.ref)
-            return self._serve(Predictor(model, self._max_rows), model, "uri")
+            return self._serve(self._predictor(model), model, "uri")
         version = self._named = self._registry_call(self._resolve, self.ref)
         self._try_load(version)
         assert self.current is not None
@@ -120,7 +120,7 @@ class ModelFollower:
 
     def adopt(self, model: LoadedModel, source: str, note: str) -> Predictor:
         """Serve ``model`` that came from elsewhere (the serving cache), saying why."""
-        predictor = self._serve(Predictor(model, self._max_rows), None, source)
+        predictor = self._serve(self._predictor(model), None, source)
         self.note = note
         return predictor
 
@@ -242,8 +242,7 @@ class ModelFollower:
         self.load_attempts += 1
         try:
             model = self._call(self._load, f"{name}/{version}")
-            predictor = Predictor(model, self._max_rows)
-            self._check_contract(predictor)
+            predictor = self._predictor(model)
         except Exception as exc:
             if not isinstance(exc, ModelRefusedError) and not self._registry_answers():
                 # The files may be fine and the store down: not the version's fault (the
@@ -264,6 +263,12 @@ class ModelFollower:
                 f"model {name!r} version {version}: not served ({reason})"
             ) from exc
         self._serve(predictor, model, "registry")
+
+    def _predictor(self, model: LoadedModel) -> Predictor:
+        predictor = Predictor(model, self._max_rows)  # refuses a model without a signature
+        self._check_contract(predictor)
+        predictor.self_check(model.example)
+        return predictor
 
     def _check_contract(self, new: Predictor) -> None:
         old = self.current

@@ -76,7 +76,9 @@ class Predictor:
         self.categorical = model.categorical
         self._categorical = frozenset(model.categorical)
         self._estimator = model.estimator
-        classes = getattr(model.estimator, "classes_", None) if self.task == "classification" else None
+        classes = (
+            getattr(model.estimator, "classes_", None) if self.task == "classification" else None
+        )
         # Labels as float64 (what the log stores) and as text (the logged class names).
         self._class_values = None if classes is None else np.asarray(classes, dtype=np.float64)
         self.classes: tuple[str, ...] | None = (
@@ -88,6 +90,27 @@ class Predictor:
             self.features
         ):
             accept_arrays(self._estimator)
+
+    def self_check(self, example: Any) -> None:
+        """Predict the model's own input example (a row of zeros when it has none) once, so a
+        version whose estimator does not fit its signature is refused before it serves
+        instead of failing every request. Raises ModelRefusedError."""
+        columns = getattr(example, "columns", ())
+        has_example = example is not None and len(example) > 0
+        what = "its own input example"
+        try:
+            if has_example and all(f in columns for f in self.features):
+                rows = example[list(self.features)].head(5).to_dict("split")["data"]
+                x = self._mixed_rows(rows, list(self.features))  # native values: checked here
+                self.predict(x if self._categorical else x.astype(np.float64))
+            elif not self._categorical:
+                what = "a row of zeros"
+                self.predict(np.zeros((1, len(self.features))))
+            # else: categories unknown, nothing safe to try
+        except Exception as exc:
+            raise ModelRefusedError(
+                f"model {self.name!r} version {self.version}: fails on {what} ({exc})"
+            ) from exc
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(n,) float64 predictions, and for a classifier the (n, n_classes) probabilities its

@@ -45,7 +45,7 @@ class LoadedModel:
     features: tuple[str, ...]
     categorical: tuple[str, ...] = ()  # features the signature types as strings
     task: str = "regression"
-    has_signature: bool = True
+    example: Any = None  # the input example logged with the model (a DataFrame), if any
 
 
 @dataclass(frozen=True)
@@ -145,9 +145,11 @@ def load_model_dir(
             if getattr(getattr(spec, "type", None), "name", "") == "string"
         )
     task = "classification" if is_classifier(estimator) else "regression"
-    return LoadedModel(
-        estimator, name, version, run_id, features, categorical, task, bool(features)
-    )
+    try:
+        example = meta.load_input_example(str(local))
+    except Exception:  # an example is a check, not a requirement
+        example = None
+    return LoadedModel(estimator, name, version, run_id, features, categorical, task, example)
 
 
 def _load_trusted(
