@@ -46,7 +46,9 @@ _SECRET_PARAMS = frozenset(
 # Any parameter name ending like this is a credential too (sas_token, db_password, …).
 _SECRET_SUFFIXES = ("token", "secret", "password", "signature", "credential", "apikey", "api_key")
 
-_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%\-]+)(:\d*)?(?=[/?]|$)")
+# A host (name or [IPv6]) and optional port, ending the authority: whatever follows is not
+# a host character, '@' or ':' (then it was part of a password), e.g. '/', '?', ')' or the end.
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%\-]+)(:\d*)?(?![A-Za-z0-9._~%\-@:\[])")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
 # A URL inside free text (an exception message): scheme, then up to whitespace or a quote.
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>`]+")

@@ -80,6 +80,19 @@ def test_urls_inside_a_message_are_redacted() -> None:
     assert out.endswith("(see log)")
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"store (postgresql://u:{SECRET}@db) refused",
+        f"store 'http://u:{SECRET}@h:81', retrying",
+        f"<mysql://u:{SECRET}@h/x>",
+        f"url=https://u:{SECRET}@h.example;next",
+    ],
+)
+def test_a_url_ending_in_punctuation_is_redacted(text: str) -> None:
+    assert SECRET not in redact_text(text)
+
+
 _PASSWORD = st.text(
     alphabet=string.ascii_letters + string.digits + "!$%&()*+,;=-._~:", min_size=1, max_size=24
 )
