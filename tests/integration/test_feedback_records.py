@@ -105,7 +105,7 @@ def test_ids_are_per_model_from_predict_to_export(url: str, tmp_path: Path) -> N
 
 @pytest.mark.parametrize(
     ("bad_id", "words"),
-    [("x" * 129, "129 characters"), ("a\u0000b", "NUL"), ("", "empty"), (True, "boolean")],
+    [("x" * 129, "got 129"), ("a\u0000b", "U+0000"), ("", "empty"), (True, "got bool")],
 )
 def test_a_bad_id_is_a_422_naming_it_and_nothing_is_stored(
     url: str, tmp_path: Path, bad_id: object, words: str
