@@ -76,6 +76,7 @@ def test_the_ui_child_gets_the_store_through_its_environment(tmp_path: Path) -> 
     assert env["PATH"].endswith("/usr/bin")
 
 
+@pytest.mark.slow  # imports mlflow.cli (up to ≈12 s on a loaded machine)
 def test_mlflow_reads_those_variables() -> None:
     """Guards against an MLflow upgrade renaming them: the click options' envvar."""
     from mlflow.cli import server

@@ -55,6 +55,7 @@ def tune_command(
 
     from mlrig.pipeline.runner import choose_mode, run_training
     from mlrig.pipeline.tuning import make_tune_step
+    from mlrig.tracking.store import check_reachable
 
     quiet_libraries()
     settings = settings_from(
@@ -73,6 +74,7 @@ def tune_command(
             "tracking": {"model_name": model_name},
         },
     )
+    check_reachable(settings)  # a dead store fails in seconds, before the lease and the data
     if quiet or as_json:
         result = run_training(settings, trainer=make_tune_step())
     else:

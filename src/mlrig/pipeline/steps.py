@@ -232,7 +232,7 @@ def evaluate_step(
 def champion_step(settings: Settings, prepared: Prepared, schema: FeatureSchema) -> ChampionScore:
     """Score the current champion on the candidate's evaluation rows and recent slice (the
     fair comparison: the same rows for both)."""
-    from mlrig.tracking.loading import load_model
+    from mlrig.tracking.loading import LoadTrust, load_model
     from mlrig.tracking.registry import CHAMPION, alias_version
     from mlrig.tracking.store import open_client
 
@@ -240,7 +240,8 @@ def champion_step(settings: Settings, prepared: Prepared, schema: FeatureSchema)
     name = settings.tracking.model_name
     if alias_version(client, name, CHAMPION) is None:
         return ChampionScore(None, None, "no champion yet")
-    champion = load_model(client, f"{name}@{CHAMPION}")
+    # the gate runs the champion's file: the same trust rules as serving it
+    champion = load_model(client, f"{name}@{CHAMPION}", LoadTrust.from_settings(settings.serving))
     if champion.features and set(champion.features) != set(schema.features):
         return ChampionScore(
             champion.version, None, "champion was trained on different feature columns"
