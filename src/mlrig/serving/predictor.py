@@ -3,7 +3,9 @@ build one float64 NumPy array, call the fitted estimator.
 
 The contract (feature names and order) is read once when the model loads, so the hot path
 does no pandas and no pyfunc schema enforcement: plain dict/list checks and one ``np.asarray``.
-Every refusal is a RequestError naming the record index and the field.
+Every refusal is a RequestError naming the record index and the field. The body readers live
+beside it (json_body.py, csv_body.py); every batch, whatever its format, passes one value check
+(finite, |x| <= MAX_ABS_VALUE) before it can reach the model or the log.
 """
 
 from __future__ import annotations
