@@ -383,3 +383,39 @@ def test_bad_ids_no_longer_fail_the_group_commit_on_postgresql(
     finally:
         store.close()
     assert ids == {p["id"] for r in good for p in r.json()["predictions"]}
+
+
+def test_an_overflowing_answer_is_a_422_and_is_not_logged(tmp_path: Path) -> None:
+    """Finite, in-range inputs can still overflow a model's arithmetic: the answer is refused
+    for that request (JSON would carry inf as null) and nothing is logged; the app runs
+    in-process (TestClient) on a real SQLite store, with a real fitted estimator."""
+    import numpy as np
+    from fastapi.testclient import TestClient
+    from sklearn.linear_model import LinearRegression
+
+    from mlrig.config import load_settings
+    from mlrig.predictions.store import PredictionStore
+    from mlrig.predictions.writer import GroupCommitWriter
+    from mlrig.serving.app import create_app
+    from mlrig.serving.follower import ModelFollower
+    from mlrig.tracking.loading import LoadedModel
+
+    x = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0]])
+    model = LinearRegression().fit(x, [1.0, 2.0, 3.0])
+    model.coef_ = np.array([1e250, 1.0])  # x1 = 1e99 (accepted) -> 1e349 = inf
+    loaded = LoadedModel(model, "m", "1", None, ("x1", "x2"))
+    settings = load_settings(overrides={"home": tmp_path, "serving": {"poll_interval": 0}})
+    follower = ModelFollower("m/1", lambda ref: loaded, lambda ref: "1", max_rows=10)
+    follower.load_now()
+    store = PredictionStore(settings.predictions_url)
+    store.create_schema()
+    with TestClient(create_app(settings, follower, store, GroupCommitWriter(store))) as client:
+        r = client.post("/predict", json=[{"x1": 1, "x2": 1}, {"x1": 1e99, "x2": 1}])
+        assert r.status_code == 422 and r.json()["record"] == 1
+        assert "output is not finite" in r.json()["error"]
+        r = client.post("/invocations", json={"instances": [[1e99, 0]]})
+        assert r.status_code == 422 and r.json()["error_code"] == "BAD_REQUEST"
+        assert client.post("/predict", json={"x1": 1, "x2": 1}).status_code == 200
+    check = PredictionStore(settings.predictions_url)
+    assert check.count() == 1
+    check.close()

@@ -69,9 +69,7 @@ def type_msg(record: int, field: str, value: Any, line: int | None = None) -> st
 
 
 def finite_msg(record: int, field: str, value: Any, line: int | None = None) -> str:
-    return (
-        f"{where(record, line)}: field {field!r} must be a finite number, got {shown(value)}"
-    )
+    return f"{where(record, line)}: field {field!r} must be a finite number, got {shown(value)}"
 
 
 def category_msg(record: int, field: str, value: Any) -> str:

@@ -41,7 +41,8 @@ class FastPath:
     async def _read(self, headers: dict[str, str], receive: Any) -> bytes | RequestError:
         limit = self._handler.max_body_bytes
         length = headers.get("content-length", "")
-        if length.isdigit() and int(length) > limit:
+        # isascii: "²".isdigit() is True but int("²") raises (uvicorn's parsers refuse it first)
+        if length.isascii() and length.isdigit() and int(length) > limit:
             return self._handler.too_large()  # answered without reading the body
         chunks: list[bytes] = []
         size = 0

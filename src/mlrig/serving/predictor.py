@@ -3,7 +3,9 @@ build one float64 NumPy array, call the fitted estimator.
 
 The contract (feature names and order) is read once when the model loads, so the hot path
 does no pandas and no pyfunc schema enforcement: plain dict/list checks and one ``np.asarray``.
-Every refusal is a RequestError naming the record index and the field.
+Every refusal is a RequestError naming the record index and the field. The body readers live
+beside it (json_body.py, csv_body.py); every batch, whatever its format, passes one value check
+(finite, |x| <= MAX_ABS_VALUE) before it can reach the model or the log.
 """
 
 from __future__ import annotations
@@ -13,15 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import orjson
 
 from mlrig.errors import ModelRefusedError
-from mlrig.predictions.ids import MAX_INT_ID, BadClientId, check_client_id
+from mlrig.predictions.ids import MAX_INT_ID
 from mlrig.predictions.records import (
     generated_id,
     generated_ids,
     new_batch_id,
-    parse_generated_id,
 )
 from mlrig.serving.bad_request import (
     RequestError,
@@ -31,6 +31,14 @@ from mlrig.serving.bad_request import (
     type_msg,
 )
 from mlrig.serving.csv_body import csv_rows, read_csv
+from mlrig.serving.json_body import (
+    FORMAT_HELP,
+    client_id,
+    loads,
+    may_hold_bool,
+    no_other_keys,
+    numeric,
+)
 from mlrig.tracking.loading import LoadedModel, accept_arrays
 
 __all__ = ["Batch", "Predictor", "RequestError"]
@@ -159,10 +167,10 @@ class Predictor:
 
     def parse_predict(self, body: bytes) -> Batch:
         """One record object or a list of them; each may carry an ``id``."""
-        data = _loads(body)
+        data = loads(body)
         records = data if isinstance(data, list) else [data]
         if isinstance(data, dict) and "records" in data and isinstance(data["records"], list):
-            _no_other_keys(data, {"records"}, "a {\"records\": [...]} body")
+            no_other_keys(data, {"records"}, 'a {"records": [...]} body')
             records = data["records"]
         self._check_size(len(records))
         batch_id = new_batch_id()
@@ -176,7 +184,7 @@ class Predictor:
             if rid is None:
                 rid = generated_id(batch_id, i)
             else:
-                rid = _client_id(rid, i)
+                rid = client_id(rid, i)
                 client_ids = True
             if rid in seen:
                 raise RequestError(
@@ -199,17 +207,17 @@ class Predictor:
             raise RequestError(
                 415, f"content type {kind!r} not supported: use application/json or text/csv"
             )
-        data = _loads(body)
+        data = loads(body)
         if not isinstance(data, dict):
-            raise RequestError(400, _FORMAT_HELP)
-        exact = _may_hold_bool(body)
+            raise RequestError(400, FORMAT_HELP)
+        exact = may_hold_bool(body)
         keys = set(data) & {"dataframe_split", "dataframe_records", "instances", "inputs"}
         if len(keys) != 1:
             if {"columns", "data"} <= set(data):  # the MLflow 1.x pandas-split body of the seeds
                 return self._from_split(data, exact)
-            raise RequestError(400, _FORMAT_HELP)
+            raise RequestError(400, FORMAT_HELP)
         key = keys.pop()
-        _no_other_keys(data, {key}, f"a {key!r} body")
+        no_other_keys(data, {key}, f"a {key!r} body")
         payload = data[key]
         if key == "dataframe_split":
             if not isinstance(payload, dict):
@@ -230,7 +238,7 @@ class Predictor:
         return self._new_ids(self._records_matrix(payload, body, set()))
 
     def _from_split(self, payload: dict[str, Any], exact: bool) -> Batch:
-        _no_other_keys(payload, {"columns", "data", "index"}, "dataframe_split")
+        no_other_keys(payload, {"columns", "data", "index"}, "dataframe_split")
         columns = payload.get("columns", list(self.features))
         rows = payload.get("data")
         if not isinstance(columns, list) or not isinstance(rows, list):
@@ -264,7 +272,7 @@ class Predictor:
             raise RequestError(422, "duplicate column names")
         if self._categorical:
             return self._new_ids(self._mixed_rows(rows, columns))
-        x = None if exact else _numeric(rows, len(columns))
+        x = None if exact else numeric(rows, len(columns))
         if x is None:
             for i, row in enumerate(rows):
                 if not isinstance(row, list) or len(row) != len(columns):
@@ -304,11 +312,11 @@ class Predictor:
             for i, rec in enumerate(records):
                 self._check_fields(rec, i, allow)
             return self._mixed_rows([[r[f] for f in feats] for r in records], list(feats))
-        if not _may_hold_bool(body):
+        if not may_hold_bool(body):
             width = len(feats)
             if all(len(r) == width + sum(1 for a in allow if a in r) for r in records):
                 try:
-                    x = _numeric([[r[f] for f in feats] for r in records], width)
+                    x = numeric([[r[f] for f in feats] for r in records], width)
                 except KeyError:
                     x = None
                 if x is not None:
@@ -392,62 +400,3 @@ class Predictor:
         self._check_values(x)
         batch_id = new_batch_id()
         return Batch(batch_id, generated_ids(batch_id, len(x)), False, x)
-
-
-_FORMAT_HELP = (
-    'unrecognised body: send {"dataframe_split": {"columns": [...], "data": [[...]]}}, '
-    '{"dataframe_records": [{...}]}, {"instances": [...]} or {"inputs": ...} (MLflow scoring '
-    "protocol), or text/csv with a header row"
-)
-
-
-def _no_other_keys(data: dict[str, Any], allowed: set[str], what: str) -> None:
-    """Unknown keys are refused, not ignored: MLflow's ``params``, say, would change nothing."""
-    extra = [k for k in data if k not in allowed]
-    if extra:
-        raise RequestError(
-            400, f"{what} takes only {sorted(allowed)}: unknown key {extra[0]!r}", None, extra[0]
-        )
-
-
-def _loads(body: bytes) -> Any:
-    if not body.strip():
-        raise RequestError(400, "empty request body: expected JSON")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise RequestError(400, f"body is not valid JSON ({exc})") from exc
-
-
-def _may_hold_bool(body: bytes) -> bool:
-    return b"true" in body or b"false" in body
-
-
-def _numeric(rows: list[Any], width: int) -> np.ndarray | None:
-    """``rows`` as float64 when every value is a JSON number and every row has ``width``
-    values; None otherwise (the caller then walks the values to name the bad one)."""
-    try:
-        arr = np.array(rows)
-    except (ValueError, TypeError):
-        return None
-    if arr.ndim != 2 or arr.shape[1] != width or arr.dtype.kind not in "fiu":
-        return None
-    return arr.astype(np.float64, copy=False)
-
-
-def _client_id(value: Any, i: int) -> str:
-    """The client's id for record ``i``, refused (422) if the store could not hold it or if it
-    has the form of a generated id (feedback for it would join the wrong prediction)."""
-    try:
-        rid = check_client_id(value)
-    except BadClientId as exc:
-        raise RequestError(422, f"record {i}: 'id' {exc}", i, "id") from None
-    if parse_generated_id(rid) is not None:
-        raise RequestError(
-            422,
-            f"record {i}: 'id' {rid!r} has the form of a generated id (<32 hex digits>-<row>), "
-            "which is reserved",
-            i,
-            "id",
-        )
-    return rid

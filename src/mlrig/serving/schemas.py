@@ -171,8 +171,6 @@ def _responses(ok: dict[str, Any], error: dict[str, Any], csv: bool) -> dict[str
     return out
 
 
-
-
 def predict_schema(
     model: Predictor | None, max_rows: int, invocations: bool = False
 ) -> dict[str, Any]:
