@@ -258,7 +258,12 @@ def move_champion(
     if expected != ANY and previous != expected:
         raise ChampionMovedError(name, expected, previous)
     now = dt.datetime.now(dt.UTC)
-    key = f"{CHAMPION_EVENT}{now.strftime('%Y%m%dT%H%M%S%fZ')}.{secrets.token_hex(3)}"
+    # Ordered by a sequence number taken under the caller's lease (clocks of two machines may
+    # disagree), then time; the random suffix keeps two events distinct even without it.
+    tags = client.get_registered_model(name).tags or {}
+    seq = 1 + sum(1 for k in tags if k.startswith(CHAMPION_EVENT))
+    stamp = now.strftime("%Y%m%dT%H%M%S%fZ")
+    key = f"{CHAMPION_EVENT}{seq:08d}.{stamp}.{secrets.token_hex(3)}"
     change = ChampionChange(
         version, previous, action, bounded(by, 256), reason, now.isoformat(timespec="seconds")
     )

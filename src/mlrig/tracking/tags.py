@@ -55,7 +55,8 @@ GATE_SETS = "mlrig.gate.sets"  # JSON list: both models' scores on every set
 
 # --- champion moves (registered-model tag, and model-version tags of the new champion) -------
 CHAMPION_HISTORY = "mlrig.champion_history"  # JSON list, oldest first; read only (old models)
-CHAMPION_EVENT = "mlrig.champion_event."  # + sortable unique key: one tag per move, never rewritten
+# + sequence.time.random (sorts in move order): one tag per move, never rewritten
+CHAMPION_EVENT = "mlrig.champion_event."
 _CHAMPION_CHANGE = "mlrig.champion."  # + action | by | reason | at
 # MLflow's tag value columns hold 5,000 characters on PostgreSQL and MySQL (SQLite: unlimited),
 # so every value mlrig writes that could grow stays under this.
@@ -206,8 +207,8 @@ def encode_champion_event(entry: Mapping[str, Any]) -> str:
 
 def decode_champion_events(tags: Mapping[str, str]) -> list[dict[str, Any]]:
     """Every champion move recorded in registered-model ``tags``: the old single history tag
-    first (its entries are older), then one tag per move in key order (time, then a random
-    suffix). Entries that do not parse are skipped, not fatal: the history is a record, and
+    first (its entries are older), then one tag per move in key order (sequence number,
+    time, random suffix). Entries that do not parse are skipped, not fatal: the history is a record, and
     one bad value must not hide the rest."""
     out = _json_list(tags.get(CHAMPION_HISTORY, ""))
     for key in sorted(k for k in tags if k.startswith(CHAMPION_EVENT)):
