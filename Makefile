@@ -21,7 +21,7 @@ run: install  ## train, track, register and gate a model on the embedded red-win
 	$(BIN)/mlrig run
 
 test: install  ## the whole suite: unit, integration and e2e (real MLflow, Prefect, uvicorn, PostgreSQL)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 test-fast: install  ## unit tests only
 	$(BIN)/pytest tests/unit -q

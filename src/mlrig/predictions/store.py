@@ -318,8 +318,9 @@ class PredictionStore:
     ) -> pd.DataFrame:
         """One row per prediction (of ``model_name``, or of every model), oldest first: id,
         request columns, one column per feature, ``prediction``, and ``actual``/``feedback_at``
-        (NaN when no feedback yet), joined by (model_name, id); an id logged twice (a retry after
-        a late commit) appears once, with its first prediction. Raises StoreUnavailableError
+        (NaN when no feedback yet), joined by (model_name, id). Every answered request's rows are
+        here: a client id reused by a later request (e.g. a retry after a 503 whose rows were
+        committed late) appears with each, and its feedback joins the first. Raises StoreUnavailableError
         on a store fault."""
         import pandas as pd
 
@@ -371,9 +372,6 @@ class PredictionStore:
                     part[f"proba_{label}"] = proba[:, j]
             parts.append(part)
         frame = pd.concat(parts, ignore_index=True)
-        # a client retrying after a 503 whose rows were committed late (at-least-once) is logged
-        # twice; its id stands for the first prediction, as prediction_ids says
-        frame = frame.drop_duplicates(["model_name", "id"], keep="first", ignore_index=True)
         return frame.merge(truth, on=["model_name", "id"], how="left")
 
     def close(self) -> None:
