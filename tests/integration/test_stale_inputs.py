@@ -77,8 +77,8 @@ def test_a_gate_whose_champion_moved_while_it_scored_does_not_promote(home: Path
     promotion is refused, and the run and the version say why."""
     from mlflow import MlflowClient
 
+    from mlrig.pipeline.publish import promote_step
     from mlrig.pipeline.results import ChampionScore, Registered
-    from mlrig.pipeline.steps import promote_step
     from mlrig.tracking.registry import CHAMPION, alias_version, move_champion
     from mlrig.tracking.tags import GATE_PROMOTE, GATE_REASON, RECORD
     from mlrig.training.evaluate import GateDecision

@@ -15,18 +15,15 @@ from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 from mlrig.config import Settings
+from mlrig.pipeline.publish import fail_run, log_register_step, promote_step, recover_step
 from mlrig.pipeline.results import Fitted, Prepared, RunResult, ValidatedData
 from mlrig.pipeline.steps import (
     champion_step,
     evaluate_step,
-    fail_run,
     gate_step,
     load_step,
-    log_register_step,
     prepare_step,
     production_step,
-    promote_step,
-    recover_step,
     train_step,
     validate_step,
 )

@@ -182,7 +182,7 @@ def make_tune_step(on_progress: OnProgress | None = None) -> Trainer:
     """The training step of `mlrig tune` (a Trainer for compose.train_pipeline)."""
 
     def tune_step(data: ValidatedData, prepared: Prepared, settings: Settings) -> Fitted:
-        from mlrig.pipeline.steps import lease_tag
+        from mlrig.pipeline.publish import lease_tag
         from mlrig.tracking.runs import end_run, start_parent_run
         from mlrig.tracking.store import ensure_experiment, open_client
         from mlrig.tracking.tags import encode_study
