@@ -30,21 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from serving import COLUMNS  # bench/serving.py, beside this file
+from serving import ROW as VALUES
 
 BIN = Path(sys.executable).parent
-ROW = {
-    "fixed acidity": 7.4,
-    "volatile acidity": 0.7,
-    "citric acid": 0.0,
-    "residual sugar": 1.9,
-    "chlorides": 0.076,
-    "free sulfur dioxide": 11.0,
-    "total sulfur dioxide": 34.0,
-    "density": 0.9978,
-    "pH": 3.51,
-    "sulphates": 0.56,
-    "alcohol": 9.4,
-}
+ROW = dict(zip(COLUMNS, VALUES, strict=True))  # the seeds' first red-wine row
 
 
 @dataclass
@@ -163,16 +153,18 @@ async def _load(
     return intervals, acknowledged
 
 
-def _stored(home: Path) -> tuple[set[str], int]:
-    """The ids in the log and how many rows it holds (a retried id would count twice)."""
+def _stored(home: Path, sent: list[str]) -> tuple[set[str], int]:
+    """Which of the ``sent`` ids the log holds, and how many rows it holds (a retried id would
+    count twice). Asks the store by id: rebuilding a frame of every row costs minutes."""
     from mlrig.predictions.store import PredictionStore
 
     store = PredictionStore(f"sqlite:///{home / 'predictions.db'}")
     try:
-        frame, rows = store.read_frame(), store.count()
+        missing = set(store.missing_ids("wine-quality", sent))
+        rows = store.count()
     finally:
         store.close()
-    return ({str(i) for i in frame["id"]} if len(frame) else set()), rows
+    return set(sent) - missing, rows
 
 
 def main() -> None:
@@ -210,9 +202,9 @@ def main() -> None:
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
-    stored, rows = _stored(home)
-    soak = {i for i in stored if i.startswith("soak-")}
-    duplicates = rows - len(stored)  # the home's only other rows are none: it starts empty
+    sent = [f"soak-{i}" for i in range(sum(iv.sent for iv in intervals))]
+    soak, rows = _stored(home, sent)
+    duplicates = rows - len(soak)  # the home's log starts empty: every row is one of ours
     lost = len(set(acknowledged) - soak)
 
     rows = [iv for iv in intervals if iv.sent]

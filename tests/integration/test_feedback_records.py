@@ -22,7 +22,7 @@ from sklearn.linear_model import LinearRegression
 
 from mlrig.config import load_settings
 from mlrig.predictions.labelled import read_labelled
-from mlrig.predictions.store import PredictionStore, metadata
+from mlrig.predictions.store import PredictionStore
 from mlrig.predictions.window import read_window
 from mlrig.predictions.writer import GroupCommitWriter
 from mlrig.serving.app import create_app
@@ -34,17 +34,9 @@ FEATURES = ("x1", "x2")
 LIMIT = 2048  # serving.max_body_bytes of every app here
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty prediction store on each backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'p.db'}"
-        return
-    pg: str = request.getfixturevalue("postgres_url")
-    engine = sa.create_engine(pg)
-    metadata.drop_all(engine)
-    engine.dispose()
-    yield pg
+@pytest.fixture
+def url(store_url: str) -> str:
+    return store_url
 
 
 def _app(url: str, home: Path, model_name: str, store: PredictionStore | None = None) -> TestClient:

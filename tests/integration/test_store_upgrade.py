@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import orjson
@@ -16,7 +14,7 @@ import sqlalchemy as sa
 
 from mlrig.predictions.labelled import read_labelled
 from mlrig.predictions.records import PredictionBatch, generated_ids, new_batch_id
-from mlrig.predictions.store import PredictionStore, metadata, requests
+from mlrig.predictions.store import PredictionStore, requests
 from mlrig.predictions.upgrade import upgrade_namespace
 
 T0 = dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC)
@@ -40,16 +38,9 @@ sa.Table(
 )
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'p.db'}"
-        return
-    pg: str = request.getfixturevalue("postgres_url")
-    engine = sa.create_engine(pg)
-    metadata.drop_all(engine)
-    engine.dispose()
-    yield pg
+@pytest.fixture
+def url(store_url: str) -> str:
+    return store_url
 
 
 def _request_row(model: str, batch_id: str, x: list[float], minutes: int) -> dict[str, object]:

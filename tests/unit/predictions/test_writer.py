@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -18,17 +17,13 @@ from mlrig.predictions.writer import GroupCommitWriter, LogUnavailableError, Wri
 from tests.fault_stores import FEATURES, ControlledStore, rows_batch
 
 
+@pytest.fixture
+def store(controlled_store: ControlledStore) -> ControlledStore:
+    return controlled_store
+
+
 class _Crash(BaseException):
     """Not an Exception: escapes the writer's per-commit handler like a bug would."""
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[ControlledStore]:
-    s = ControlledStore(f"sqlite:///{tmp_path / 'predictions.db'}")
-    s.create_schema()
-    yield s
-    s.release()
-    s.close()
 
 
 def _record(n: int = 1, ids: list[str] | None = None) -> PredictionBatch:

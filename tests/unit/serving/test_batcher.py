@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,12 +17,8 @@ from tests.fault_stores import CURSED, SHORT, ControlledStore, picky_predictor, 
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[ControlledStore]:
-    s = ControlledStore(f"sqlite:///{tmp_path / 'predictions.db'}")
-    s.create_schema()
-    yield s
-    s.release()
-    s.close()
+def store(controlled_store: ControlledStore) -> ControlledStore:
+    return controlled_store
 
 
 @pytest.fixture
