@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -10,6 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+from tests.services import free_port
 
 if TYPE_CHECKING:
     import numpy as np
@@ -45,10 +46,6 @@ def wine_csv(tmp_path: Path) -> Path:
     return dest
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run_cli(
@@ -197,58 +194,15 @@ WINE_ROW = {
 
 @pytest.fixture(scope="session")
 def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A throwaway PostgreSQL cluster on 127.0.0.1 (Debian's server binaries; .ci/run installs them)."""
-    import glob
-    import pwd
-    import time
+    """The session's throwaway PostgreSQL cluster on 127.0.0.1 (tests/services.py)."""
+    from tests.services import PgCluster
 
-    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    assert bins, "PostgreSQL server binaries missing: apt-get install postgresql (done by .ci/run)"
-    bindir = Path(bins[-1]).parent
-    root = tmp_path_factory.mktemp("pg")
-    data = root / "data"
-    data.mkdir()
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        pw = pwd.getpwnam("postgres")
-        for p in (root, data):
-            os.chown(p, pw.pw_uid, pw.pw_gid)
-        os.chmod(root, 0o755)
-        for parent in root.parents:  # postgres must be able to reach its data directory
-            if parent == Path("/"):
-                break
-            parent.chmod(parent.stat().st_mode | 0o011)
-        as_user = ["runuser", "-u", "postgres", "--"]
-    port = free_port()
-    subprocess.run(
-        [*as_user, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        [
-            *as_user,
-            str(bindir / "pg_ctl"),
-            "-D",
-            str(data),
-            "-w",
-            "-l",
-            str(root / "pg.log"),
-            "-o",
-            f"-p {port} -k {root} -c listen_addresses=127.0.0.1",
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    cluster = PgCluster(tmp_path_factory.mktemp("pg"))
+    cluster.start()
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        yield cluster.url
     finally:
-        subprocess.run(
-            [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-            capture_output=True,
-        )
-        time.sleep(0.2)
+        cluster.stop()
 
 
 def wine_frame(colour: str = "red"):  # type: ignore[no-untyped-def]
