@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from mlrig.predictions.store import PredictionStore
+    from tests.services import MariaDb, S3Store
 
 BIN = Path(sys.executable).parent
 MLRIG = str(BIN / "mlrig")
@@ -203,6 +204,32 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield cluster.url
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDb]:
+    """The session's MariaDB server (the French demo's MySQL); ``mariadb.database(name)``."""
+    from tests.services import MariaDb
+
+    server = MariaDb(tmp_path_factory.mktemp("mariadb"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Store]:
+    """The session's S3-compatible store (``rclone serve s3``)."""
+    from tests.services import S3Store
+
+    store = S3Store(tmp_path_factory.mktemp("s3"))
+    store.start()
+    try:
+        yield store
+    finally:
+        store.stop()
 
 
 def wine_frame(colour: str = "red"):  # type: ignore[no-untyped-def]
