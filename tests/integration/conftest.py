@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,22 +14,17 @@ def mlflow_client(home: Path):  # type: ignore[no-untyped-def]
     return MlflowClient(uri, uri)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty prediction store on each backend (the session PostgreSQL with mlrig's tables
-    dropped)."""
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database for a prediction store on each backend: a file in tmp_path, a fresh
+    database on the session PostgreSQL, a fresh one on the session MariaDB (MySQL)."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'p.db'}"
-        return
-    import sqlalchemy as sa
+        return f"sqlite:///{tmp_path / 'p.db'}"
+    if request.param == "mysql":
+        return request.getfixturevalue("mariadb").database("mlrig_store")  # type: ignore[no-any-return]
+    from tests.services import fresh_database
 
-    from mlrig.predictions.store import metadata
-
-    pg: str = request.getfixturevalue("postgres_url")
-    engine = sa.create_engine(pg)
-    metadata.drop_all(engine)
-    engine.dispose()
-    yield pg
+    return fresh_database(request.getfixturevalue("postgres_url"), "mlrig_store")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

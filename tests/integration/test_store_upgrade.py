@@ -1,6 +1,8 @@
-"""A store the previous mlrig created (ids keyed by id alone, one namespace for every model) is
-upgraded in place when the new code opens it: every prediction id and every feedback row is
-still found, now under the model that answered it. SQLite and the session PostgreSQL."""
+"""The store's schema is versioned by Alembic revisions (predictions/migrate.py). A store the
+previous mlrig created (no version table, ids keyed by id alone, one namespace for every model)
+is recognised, stamped and upgraded in place when the new code opens it: every prediction id and
+every feedback row is still found, now under the model that answered it. SQLite, the session
+PostgreSQL and the session MariaDB."""
 
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ import sqlalchemy as sa
 
 from mlrig.predictions.labelled import read_labelled
 from mlrig.predictions.records import PredictionBatch, generated_ids, new_batch_id
-from mlrig.predictions.store import PredictionStore, requests
-from mlrig.predictions.upgrade import upgrade_namespace
+from mlrig.predictions import migrate
+from mlrig.predictions.store import PredictionStore, metadata, requests
 
 T0 = dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC)
 
@@ -100,8 +102,10 @@ def _old_store(url: str) -> dict[str, str]:
 def test_an_old_store_is_upgraded_in_place_and_keeps_every_row(url: str) -> None:
     b = _old_store(url)
     store = PredictionStore(url)
-    store.create_schema()
+    assert store.revision() is None  # created before versioning
+    assert store.create_schema() == ("0001", migrate.head())  # recognised, stamped, upgraded
     try:
+        assert store.revision() == migrate.head()
         gen = generated_ids(b["B"], 2)
         assert store.missing_ids("m", ["r1", "r2", *gen, "r3"]) == ["r3"]
         assert store.missing_ids("n", ["r3", "r1"]) == ["r1"]
@@ -128,18 +132,12 @@ def test_an_old_store_is_upgraded_in_place_and_keeps_every_row(url: str) -> None
         assert n[["id", "a", "actual"]].values.tolist() == [["r1", 7.0, 70.5], ["r3", 5.0, 50.5]]
         assert read_labelled(store, "m")["actual"].tolist() == [10.5, 40.5]
         # a second open finds nothing to do
-        with store.engine.connect() as conn:
-            assert not upgrade_namespace(conn, *_tables())
-        store.create_schema()
+        assert store.create_schema() == ("0003", "0003")
         assert store.feedback_count() == 5
+        names = set(sa.inspect(store.engine).get_table_names())
+        assert not any(n.startswith("_mlrig_v1_") for n in names)  # the copies are gone
     finally:
         store.close()
-
-
-def _tables() -> tuple[sa.Table, sa.Table, sa.Table]:
-    from mlrig.predictions.store import feedback, prediction_ids
-
-    return requests, prediction_ids, feedback
 
 
 def test_servers_opening_an_old_store_at_once_upgrade_it_once(url: str) -> None:
@@ -171,7 +169,9 @@ def test_servers_opening_an_old_store_at_once_upgrade_it_once(url: str) -> None:
             s.close()
 
 
-def test_a_store_missing_later_nullable_columns_gets_them_and_keeps_its_rows(url: str) -> None:
+def test_an_unversioned_store_missing_later_nullable_columns_gets_them_and_keeps_its_rows(
+    url: str,
+) -> None:
     store = PredictionStore(url)
     store.create_schema()
     x = np.array([[1.0], [2.0]])
@@ -179,14 +179,79 @@ def test_a_store_missing_later_nullable_columns_gets_them_and_keeps_its_rows(url
         new_batch_id(), ["p", "q"], True, T0, "m", "1", "predict", ("a",), x, x[:, 0], 1.0
     )
     store.insert_batches([batch])
-    with store.engine.begin() as conn:  # as a version before classifiers left it
+    with store.engine.begin() as conn:  # as a version before classifiers and versioning left it
         conn.exec_driver_sql("ALTER TABLE prediction_requests DROP COLUMN classes")
         conn.exec_driver_sql("ALTER TABLE prediction_requests DROP COLUMN probabilities")
-    store.create_schema()
+        conn.exec_driver_sql(f"DROP TABLE {migrate.VERSION_TABLE}")
+    assert store.create_schema() == ("0002", "0003")
     try:
         columns = {c["name"] for c in sa.inspect(store.engine).get_columns("prediction_requests")}
         assert {"classes", "probabilities"} <= columns
         assert store.read_frame()["id"].tolist() == ["p", "q"]
         assert store.missing_ids("m", ["p", "q"]) == []
+    finally:
+        store.close()
+
+
+def test_the_migrated_schema_is_the_one_the_code_declares(url: str) -> None:
+    """Running every revision on an empty database gives exactly store.py's tables, columns,
+    types and indexes: a change to the schema without a revision fails here."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    store = PredictionStore(url)
+    try:
+        assert store.create_schema() == (None, migrate.head())
+        with store.engine.connect() as conn:
+            context = MigrationContext.configure(
+                conn, opts={"compare_type": True, "include_name": _ours}
+            )
+            assert compare_metadata(context, metadata) == []
+    finally:
+        store.close()
+
+
+def _ours(name: str | None, kind: str, _parent: object) -> bool:
+    return kind != "table" or name != migrate.VERSION_TABLE
+
+
+def test_the_version_table_is_mlrigs_own_beside_mlflow_and_optuna(url: str) -> None:
+    """MLflow and Optuna keep their revision in ``alembic_version``; the store, sharing their
+    database, neither reads nor moves it."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+        conn.exec_driver_sql("INSERT INTO alembic_version VALUES ('1b5f0d9ad7c1')")
+    store = PredictionStore(url)
+    try:
+        assert store.create_schema() == (None, migrate.head())
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").all() == [
+                ("1b5f0d9ad7c1",)
+            ]
+            stamped = conn.exec_driver_sql(f"SELECT version_num FROM {migrate.VERSION_TABLE}")
+            assert stamped.all() == [(migrate.head(),)]
+    finally:
+        store.close()
+        engine.dispose()
+
+
+def test_a_re_key_interrupted_after_its_copies_resumes_and_keeps_every_row(url: str) -> None:
+    """MySQL commits each DDL statement, so a crash can stop revision 0002 after it copied the
+    old rows aside and dropped the originals; the next open finishes it from the copies."""
+    _old_store(url)
+    engine = sa.create_engine(url)
+    quote = engine.dialect.identifier_preparer.quote
+    with engine.begin() as conn:
+        for name in ("prediction_ids", "feedback"):
+            conn.exec_driver_sql(f"CREATE TABLE {quote('_mlrig_v1_' + name)} AS SELECT * FROM {name}")
+            conn.exec_driver_sql(f"DROP TABLE {name}")
+    engine.dispose()
+    store = PredictionStore(url)
+    try:
+        assert store.create_schema() == ("0001", migrate.head())
+        assert store.missing_ids("m", ["r1", "r2"]) == []
+        assert store.missing_ids("n", ["r3"]) == []
+        assert store.feedback_count() == 4
     finally:
         store.close()

@@ -1,4 +1,4 @@
-"""The prediction + feedback store: one SQLAlchemy schema for SQLite and PostgreSQL.
+"""The prediction + feedback store: one SQLAlchemy schema for SQLite, PostgreSQL, MySQL/MariaDB.
 
 One ``prediction_requests`` row per answered request (see records.py); client-chosen ids get
 a ``prediction_ids`` row so feedback can find them. Writes come batched from writer.py and
@@ -9,8 +9,9 @@ so one duplicate never fails a shared commit.
 Ids are one namespace per model: ``prediction_ids`` and ``feedback`` are keyed by
 (model_name, id), so two models (or two clients of two models) may both use id "42" and each
 gets its own prediction and its own ground truth. Feedback for an id that already has some
-replaces it (the latest value wins: a corrected label). A store an older mlrig created (ids
-keyed by id alone) is upgraded in place when opened; see upgrade.py.
+replaces it (the latest value wins: a corrected label). The schema is created and upgraded
+by Alembic revisions when the store is opened (migrate.py); a store an older mlrig created
+(ids keyed by id alone) is upgraded in place, never dropped.
 
 Every database fault leaves here as StoreUnavailableError, described without the ids or
 features the statement carried (faults.py); anything else is a bug and propagates as itself.
@@ -26,39 +27,43 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from mlrig.errors import StoreUnavailableError
+from mlrig.errors import ConfigError, StoreUnavailableError
 from mlrig.predictions.faults import fault, store_faults
 from mlrig.predictions.records import PredictionBatch, generated_ids, parse_generated_id
-from mlrig.predictions.upgrade import add_missing_columns, lock_schema, upgrade_namespace
+from mlrig.predictions import migrate
+from mlrig.predictions.columns import BLOB, TEXT, TIMESTAMP
 
 if TYPE_CHECKING:
     import pandas as pd
 
+# The schema at migrate.head(); a change here needs a revision in migrations/versions
+# (tests/integration/test_store_upgrade.py compares the two).
 metadata = sa.MetaData()
 
 requests = sa.Table(
     "prediction_requests",
     metadata,
     sa.Column("batch_id", sa.String(64), primary_key=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("created_at", TIMESTAMP, nullable=False, index=True),
     sa.Column("model_name", sa.String(256), nullable=False),
     sa.Column("model_version", sa.String(32), nullable=False),
     sa.Column("endpoint", sa.String(32), nullable=False),
     sa.Column("n_rows", sa.Integer, nullable=False),
-    sa.Column("feature_names", sa.Text, nullable=False),  # JSON list
+    sa.Column("feature_names", TEXT, nullable=False),  # JSON list
     # little-endian float64, row-major n_rows × len(feature_names): encoding 1,000 rows as
     # JSON cost more than the commit; export decodes it back to columns
     # (JSON rows instead when the model has categorical features; feature_names then says so)
-    sa.Column("features", sa.LargeBinary, nullable=False),
-    sa.Column("predictions", sa.LargeBinary, nullable=False),  # float64 × n_rows
-    sa.Column("ids", sa.Text, nullable=True),  # JSON list when the client chose ids, else derived
+    sa.Column("features", BLOB, nullable=False),
+    sa.Column("predictions", BLOB, nullable=False),  # float64 × n_rows
+    sa.Column("ids", TEXT, nullable=True),  # JSON list when the client chose ids, else derived
     sa.Column("latency_ms", sa.Float, nullable=False),
     # classifiers: float64 × n_rows × len(classes), row-major, and the class labels (JSON list)
-    sa.Column("probabilities", sa.LargeBinary, nullable=True),
-    sa.Column("classes", sa.Text, nullable=True),
+    sa.Column("probabilities", BLOB, nullable=True),
+    sa.Column("classes", TEXT, nullable=True),
 )
 
 prediction_ids = sa.Table(
@@ -76,7 +81,7 @@ feedback = sa.Table(
     sa.Column("model_name", sa.String(256), primary_key=True),
     sa.Column("id", sa.String(128), primary_key=True),
     sa.Column("actual", sa.Float, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", TIMESTAMP, nullable=False),
 )
 
 # What `mlrig monitor` concluded, newest last: the server's /monitoring and overview page read
@@ -85,11 +90,11 @@ monitoring_results = sa.Table(
     "monitoring_results",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("computed_at", TIMESTAMP, nullable=False),
     sa.Column("model_name", sa.String(256), nullable=False, index=True),
     sa.Column("verdict", sa.String(32), nullable=False),
-    sa.Column("result", sa.Text, nullable=False),  # JSON, as `mlrig monitor --json` prints it
-    sa.Column("report_html", sa.Text, nullable=True),
+    sa.Column("result", TEXT, nullable=False),  # JSON, as `mlrig monitor --json` prints it
+    sa.Column("report_html", TEXT, nullable=True),
 )
 
 # Every pass of the closed loop (`mlrig loop`): what it decided and why, newest last. The
@@ -99,13 +104,13 @@ loop_passes = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("model_name", sa.String(256), nullable=False, index=True),
-    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("started_at", TIMESTAMP, nullable=False),
+    sa.Column("finished_at", TIMESTAMP, nullable=False),
     sa.Column("trigger", sa.String(32), nullable=False),  # manual | schedule
     sa.Column("retrain", sa.Boolean, nullable=False),  # did the policy decide to retrain
     sa.Column("outcome", sa.String(32), nullable=False),  # see passes.OUTCOMES
     sa.Column("version", sa.String(32), nullable=True),  # the version a retrain registered
-    sa.Column("result", sa.Text, nullable=False),  # JSON, as `mlrig loop --json` prints it
+    sa.Column("result", TEXT, nullable=False),  # JSON, as `mlrig loop --json` prints it
 )
 
 # Leases that keep two passes of the loop (or two retrains of one model) apart across processes
@@ -118,8 +123,8 @@ locks = sa.Table(
     sa.Column("host", sa.String(256), nullable=False),
     sa.Column("pid", sa.Integer, nullable=False),
     sa.Column("purpose", sa.String(256), nullable=False),
-    sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("acquired_at", TIMESTAMP, nullable=False),
+    sa.Column("expires_at", TIMESTAMP, nullable=False),
 )
 
 
@@ -134,36 +139,45 @@ class PredictionStore:
             self.engine = sa.create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
         except Exception as exc:
             raise StoreUnavailableError(f"prediction store {_safe(url)}: {exc}") from exc
-        self.sqlite = self.engine.dialect.name == "sqlite"
-        if self.engine.dialect.name == "sqlite":
+        dialect = self.engine.dialect
+        if dialect.name not in migrate.SUPPORTED:
+            raise ConfigError(
+                f"prediction store {_safe(url)}: backend {dialect.name!r} is not supported "
+                f"(expected sqlite, postgresql or mysql/mariadb)"
+            )
+        self.sqlite = dialect.name == "sqlite"
+        self.mysql = dialect.name in ("mysql", "mariadb")
+        if self.sqlite:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
-        self._insert_requests = _insert_sql(requests, mark, "batch_id")
-        self._insert_ids = _insert_sql(prediction_ids, mark, "model_name, id")
+        self._insert_requests = _insert_sql(requests, dialect, ("batch_id",))
+        self._insert_ids = _insert_sql(prediction_ids, dialect, ("model_name", "id"))
         self._names_json: dict[tuple[tuple[str, ...], bool], str] = {}
         self._classes: dict[tuple[str, ...], str] = {}
 
-    def create_schema(self) -> None:
-        """Create missing tables and bring a store an older mlrig created up to date: ids
-        keyed per model (rows kept, see upgrade.py), then the nullable columns later versions
-        added. One transaction under a lock, so processes opening the store together (server
-        workers) take turns instead of failing on each other's tables."""
+    def create_schema(self) -> tuple[str | None, str]:
+        """Create the schema or upgrade it to the newest revision (migrate.py; rows are never
+        dropped); returns (revision before, revision after). Under a lock, so processes
+        opening the store together (server workers) take turns instead of failing on each
+        other's tables."""
         try:
-            with self.engine.connect() as conn:
-                lock_schema(conn)
-                metadata.create_all(conn)
-                upgrade_namespace(conn, requests, prediction_ids, feedback)
-                add_missing_columns(conn, metadata)
+            with self.engine.connect() as conn, migrate.schema_lock(conn):
+                done = migrate.upgrade(conn)
                 conn.commit()
+                return done
         except sa.exc.SQLAlchemyError as exc:
             raise fault(f"open {_safe(self.url)}", exc) from exc
+
+    def revision(self) -> str | None:
+        """The schema revision the store is at (None: empty, or created before versioning)."""
+        with store_faults("read the schema revision"), self.engine.connect() as conn:
+            return migrate.current(conn)
 
     def insert_batches(self, batches: Sequence[PredictionBatch]) -> None:
         """Insert ``batches`` in one transaction; committed (durable) when this returns.
         Raises StoreUnavailableError (nothing of the batch stored) on a store fault."""
         if not batches:
             return
-        sqlite = self.sqlite
+        sqlite, naive = self.sqlite, self.mysql
         rows: list[tuple[Any, ...]] = []
         id_rows: list[tuple[str, str, str, int]] = []
         for b in batches:
@@ -177,7 +191,9 @@ class PredictionStore:
             rows.append(
                 (
                     b.batch_id,
-                    _sqlite_stamp(b.created_at) if sqlite else b.created_at,
+                    _sqlite_stamp(b.created_at)
+                    if sqlite
+                    else (_naive_utc(b.created_at) if naive else b.created_at),
                     b.model_name,
                     b.model_version,
                     b.endpoint,
@@ -246,11 +262,18 @@ class PredictionStore:
             {"model_name": model_name, "id": i, "actual": a, "created_at": now}
             for i, a in latest.items()
         ]
-        insert = (sqlite_insert if self.sqlite else pg_insert)(feedback)
-        upsert = insert.on_conflict_do_update(
-            index_elements=[feedback.c.model_name, feedback.c.id],
-            set_={"actual": insert.excluded.actual, "created_at": insert.excluded.created_at},
-        )
+        upsert: sa.Insert
+        if self.mysql:
+            mine = mysql_insert(feedback)
+            upsert = mine.on_duplicate_key_update(
+                actual=mine.inserted.actual, created_at=mine.inserted.created_at
+            )
+        else:
+            insert = (sqlite_insert if self.sqlite else pg_insert)(feedback)
+            upsert = insert.on_conflict_do_update(
+                index_elements=[feedback.c.model_name, feedback.c.id],
+                set_={"actual": insert.excluded.actual, "created_at": insert.excluded.created_at},
+            )
         with store_faults("store feedback"), self.engine.begin() as conn:
             conn.execute(upsert, rows)
 
@@ -269,10 +292,10 @@ class PredictionStore:
             return int(conn.scalar(query) or 0)
 
     def time_bound(self, when: dt.datetime) -> dt.datetime:
-        """``when`` as the store compares it with ``created_at``: SQLite keeps naive UTC text
-        and SQLAlchemy would write an aware time's local wall clock, off by its offset."""
-        if self.sqlite and when.tzinfo is not None:
-            return when.astimezone(dt.UTC).replace(tzinfo=None)
+        """``when`` as the store compares it with ``created_at``: SQLite and MySQL keep naive
+        UTC and their drivers would write an aware time's wall clock, off by its offset."""
+        if (self.sqlite or self.mysql) and when.tzinfo is not None:
+            return _naive_utc(when)
         return when
 
     def save_monitoring(
@@ -392,11 +415,18 @@ def _unblob(data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype="<f8")
 
 
-def _insert_sql(table: sa.Table, mark: str, key: str) -> str:
-    """INSERT … ON CONFLICT (key) DO NOTHING in the driver's own parameter style."""
-    cols = ", ".join(f'"{c.name}"' for c in table.columns)
+def _insert_sql(table: sa.Table, dialect: sa.Dialect, key: tuple[str, ...]) -> str:
+    """An insert that keeps the existing row when ``key`` is taken, in the driver's own
+    parameter style: ON CONFLICT DO NOTHING, or on MySQL a no-op ON DUPLICATE KEY UPDATE
+    (INSERT IGNORE would also turn truncations and bad values into warnings)."""
+    quote = dialect.identifier_preparer.quote_identifier
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    cols = ", ".join(quote(c.name) for c in table.columns)
     marks = ", ".join([mark] * len(table.columns))
-    return f"INSERT INTO {table.name} ({cols}) VALUES ({marks}) ON CONFLICT ({key}) DO NOTHING"
+    sql = f"INSERT INTO {quote(table.name)} ({cols}) VALUES ({marks})"
+    if dialect.name in ("mysql", "mariadb"):
+        return f"{sql} ON DUPLICATE KEY UPDATE {quote(key[0])} = {quote(key[0])}"
+    return f"{sql} ON CONFLICT ({', '.join(quote(k) for k in key)}) DO NOTHING"
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -410,6 +440,10 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 def as_utc(when: dt.datetime) -> dt.datetime:
     """A timestamp read back from the store, aware and in UTC (SQLite returns it naive)."""
     return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+
+
+def _naive_utc(when: dt.datetime) -> dt.datetime:
+    return when.astimezone(dt.UTC).replace(tzinfo=None) if when.tzinfo else when
 
 
 def _sqlite_stamp(when: dt.datetime) -> str:

@@ -91,7 +91,7 @@ def _read(
 ) -> Window:
     sqlite = store.engine.dialect.name == "sqlite"
     mark = "?" if sqlite else "%s"
-    lower = None if since is None else (_sqlite_stamp(since) if sqlite else since)
+    lower = None if since is None else (_sqlite_stamp(since) if sqlite else store.time_bound(since))
     cur = conn.cursor()
     straddling: tuple[str, int] | None = None  # (batch_id, rows to drop) at the --window cut
     if last is not None:
