@@ -1,5 +1,5 @@
 """Store leases across real processes: one holder, released at once when the holder is killed,
-an expired lease of another machine taken over."""
+an expired lease of another machine taken over. SQLite, PostgreSQL and MariaDB."""
 
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ print("released", flush=True)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[PredictionStore]:
-    s = PredictionStore(f"sqlite:///{tmp_path / 'predictions.db'}")
+def store(store_url: str) -> Iterator[PredictionStore]:
+    s = PredictionStore(store_url)
     s.create_schema()
     yield s
     s.close()

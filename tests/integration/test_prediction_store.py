@@ -1,4 +1,4 @@
-"""The prediction store on both backends: SQLite in tmp_path and a real PostgreSQL cluster."""
+"""The prediction store on every backend: SQLite in tmp_path, real PostgreSQL and MariaDB servers."""
 
 from __future__ import annotations
 
@@ -9,24 +9,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import sqlalchemy as sa
 
 from mlrig.errors import StoreUnavailableError
 from mlrig.predictions.records import PredictionBatch, generated_ids, new_batch_id
-from mlrig.predictions.store import PredictionStore, metadata
+from mlrig.predictions.store import PredictionStore
 from mlrig.predictions.writer import GroupCommitWriter
 from tests.conftest import WINE_ROW, Server
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PredictionStore]:
-    url = (
-        f"sqlite:///{tmp_path / 'p.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
-    s = PredictionStore(url)
-    metadata.drop_all(s.engine)
+@pytest.fixture
+def store(store_url: str) -> Iterator[PredictionStore]:
+    s = PredictionStore(store_url)
     s.create_schema()
     yield s
     s.close()
@@ -131,9 +124,9 @@ def test_unreachable_database_fails_the_write_not_silently(tmp_path: Path) -> No
 
 @pytest.mark.slow
 def test_server_logs_to_postgresql_when_configured(trained_home: Path, postgres_url: str) -> None:
-    engine = sa.create_engine(postgres_url)
-    metadata.drop_all(engine)
-    engine.dispose()
+    from tests.services import fresh_database
+
+    postgres_url = fresh_database(postgres_url, "serve_logs")
     srv = Server(trained_home, env={"MLRIG_PREDICTIONS_URL": postgres_url})
     try:
         srv.wait_ready()
@@ -232,17 +225,19 @@ def test_a_failed_group_commit_is_logged_without_ids_or_features(
     store: PredictionStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A real failing commit: on PostgreSQL an id with a NUL byte (what used to fail whole
-    group commits when it slipped past the edge), on SQLite a trigger refusing the id row.
-    The writer's log line named the driver error with every bound id and feature blob."""
+    group commits when it slipped past the edge), on SQLite and MySQL (which store NUL) a
+    trigger refusing the id row. The writer's log line named the driver error with every bound
+    id and feature blob."""
     import logging
 
     secret = "ride-secret-\x00-42"
-    if store.engine.dialect.name == "sqlite":
+    trigger = {
+        "sqlite": "BEGIN SELECT RAISE(ABORT, 'refused'); END",
+        "mysql": "FOR EACH ROW SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused'",
+    }.get(store.engine.dialect.name)
+    if trigger is not None:
         with store.engine.begin() as conn:
-            conn.exec_driver_sql(
-                "CREATE TRIGGER refuse BEFORE INSERT ON prediction_ids "
-                "BEGIN SELECT RAISE(ABORT, 'refused'); END"
-            )
+            conn.exec_driver_sql(f"CREATE TRIGGER refuse BEFORE INSERT ON prediction_ids {trigger}")
     batch = _batch(2, [secret, "ride-other-7"])
     writer = GroupCommitWriter(store)
     writer.start()

@@ -78,10 +78,13 @@ def test_a_store_that_refuses_reads_exits_5_without_a_traceback(
     the login role may not read it, so the read itself fails (it printed a traceback)."""
     import sqlalchemy as sa
 
-    from mlrig.predictions.store import PredictionStore, metadata
+    from mlrig.predictions.store import PredictionStore
 
-    admin = PredictionStore(postgres_url)
-    metadata.drop_all(admin.engine)
+    from mlrig.predictions.migrate import VERSION_TABLE
+    from tests.services import fresh_database
+
+    store_url = fresh_database(postgres_url, "export_noread")
+    admin = PredictionStore(store_url)
     admin.create_schema()
     with admin.engine.begin() as conn:
         conn.exec_driver_sql(
@@ -89,8 +92,10 @@ def test_a_store_that_refuses_reads_exits_5_without_a_traceback(
             "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
         )
         conn.exec_driver_sql("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM mlrig_noread")
+        # opening reads the schema's revision; the read of the log itself is what fails
+        conn.exec_driver_sql(f"GRANT SELECT ON {VERSION_TABLE} TO mlrig_noread")
     admin.close()
-    url = sa.engine.make_url(postgres_url).set(username="mlrig_noread")
+    url = sa.engine.make_url(store_url).set(username="mlrig_noread")
     env = {"MLRIG_PREDICTIONS_URL": url.render_as_string(hide_password=False)}
     out = tmp_path / "out.parquet"
     r = run_cli("predictions", "export", "-o", str(out), env=env)
