@@ -35,6 +35,8 @@ CONFIG_FILE_NAME = "mlrig.toml"
 # Short, documented environment names for the settings people set most often.
 _FLAT_ENV = {
     "MLRIG_PREDICTIONS_URL": ("predictions", "url"),
+    # the Optuna storage on the team's database, kept off command lines (ps shows them)
+    "MLRIG_OPTUNA_STORAGE": ("tune", "storage"),
     "MLRIG_ADMIN_TOKEN": ("serving", "admin_token"),
     "MLRIG_PREDICT_TOKEN": ("serving", "predict_token"),
 }
