@@ -24,9 +24,9 @@ def storage(mariadb: MariaDb) -> str:
     root = mariadb.database("optuna_tune")
     engine = sa.create_engine(root)
     with engine.begin() as conn:
-        conn.exec_driver_sql("DROP USER IF EXISTS 'tuner'@'%'")
-        conn.exec_driver_sql(f"CREATE USER 'tuner'@'%' IDENTIFIED BY '{PASSWORD}'")
-        conn.exec_driver_sql("GRANT ALL ON optuna_tune.* TO 'tuner'@'%'")
+        conn.exec_driver_sql("DROP USER IF EXISTS 'tuner'@'127.0.0.1'")
+        conn.exec_driver_sql(f"CREATE USER 'tuner'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}'")
+        conn.exec_driver_sql("GRANT ALL ON optuna_tune.* TO 'tuner'@'127.0.0.1'")
     engine.dispose()
     return root.replace("root@", f"tuner:{PASSWORD}@")
 

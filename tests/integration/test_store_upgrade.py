@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from pathlib import Path
 
 import numpy as np
 import orjson
@@ -18,6 +19,7 @@ from mlrig.predictions.labelled import read_labelled
 from mlrig.predictions.records import PredictionBatch, generated_ids, new_batch_id
 from mlrig.predictions import migrate
 from mlrig.predictions.store import PredictionStore, metadata, requests
+from tests.conftest import run_cli
 
 T0 = dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC)
 
@@ -252,6 +254,26 @@ def test_a_re_key_interrupted_after_its_copies_resumes_and_keeps_every_row(url: 
         assert store.create_schema() == ("0001", migrate.head())
         assert store.missing_ids("m", ["r1", "r2"]) == []
         assert store.missing_ids("n", ["r3"]) == []
+        assert store.feedback_count() == 4
+    finally:
+        store.close()
+
+
+def test_the_upgrade_command_migrates_an_old_store_once_and_check_says_so(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    _old_store(url)
+    env = {"MLRIG_PREDICTIONS_URL": url}
+    behind = run_cli("predictions", "upgrade", "--check", env=env)
+    assert behind.returncode == 1 and "revision none, head 0003" in behind.stdout
+    done = run_cli("predictions", "upgrade", env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("0001 → revision 0003")
+    again = run_cli("predictions", "upgrade", "--check", env=env)
+    assert again.returncode == 0 and "revision 0003, head 0003" in again.stdout
+    store = PredictionStore(url)
+    try:
         assert store.feedback_count() == 4
     finally:
         store.close()

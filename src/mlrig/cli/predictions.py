@@ -51,3 +51,37 @@ def export_command(
     except OSError as exc:
         raise ConfigError(f"--output {output}: cannot write ({exc.strerror or exc})") from exc
     typer.echo(f"{len(frame)} predictions → {output}", err=True)
+
+
+@app.command("upgrade")
+def upgrade_command(
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Only say which revision the store is at; exit 1 if behind."),
+    ] = False,
+    config: ConfigOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Bring the prediction store's schema to this mlrig's newest revision (Alembic, version
+    table ``mlrig_predictions_version``; rows are never dropped). Every open does this too;
+    run it ahead of a rollout to migrate once, before the servers start. A store fault exits
+    with code 5."""
+    from mlrig.predictions import migrate
+    from mlrig.predictions.store import PredictionStore
+    from mlrig.redact import redact_url
+
+    settings = settings_from(config, home)
+    store = PredictionStore(settings.predictions_url)
+    where = redact_url(settings.predictions_url)
+    try:
+        if check:
+            found, head = store.revision(), migrate.head()
+            typer.echo(f"{where}: revision {found or 'none'}, head {head}")
+            if found != head:
+                raise typer.Exit(1)
+            return
+        before, after = store.create_schema()
+    finally:
+        store.close()
+    moved = "already at" if before == after else f"{before or 'empty'} →"
+    typer.echo(f"{where}: {moved} revision {after}")

@@ -55,6 +55,7 @@ def tune_command(
 
     from mlrig.pipeline.runner import choose_mode, run_training
     from mlrig.pipeline.tuning import make_tune_step
+    from mlrig.pipeline.tuning import check_storage
     from mlrig.tracking.store import check_reachable
 
     quiet_libraries()
@@ -75,6 +76,7 @@ def tune_command(
         },
     )
     check_reachable(settings)  # a dead store fails in seconds, before the lease and the data
+    check_storage(settings.tune_storage)  # likewise Optuna's, before any run is started
     if quiet or as_json:
         result = run_training(settings, trainer=make_tune_step())
     else:

@@ -55,8 +55,15 @@ class WorkerJob:
     timeout: float | None
 
 
+def check_storage(url: str) -> None:
+    """Open Optuna's storage once (creating its tables) and let go; raises TuningError naming
+    the URL without its password when it cannot be opened."""
+    open_storage(url).engine.dispose()
+
+
 def open_storage(url: str) -> optuna.storages.RDBStorage:
-    """Optuna RDB storage with heartbeats: trials of a killed process are failed and retried."""
+    """Optuna RDB storage with heartbeats: trials of a killed process are failed and retried.
+    Raises TuningError (the URL without its password) when it cannot be opened."""
     import optuna
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
@@ -66,16 +73,27 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
 
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs["connect_args"] = {"timeout": 60}  # several workers share the file
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from mlrig.redact import redact_text, redact_url
+
     with warnings.catch_warnings():
         # heartbeats and the retry callback are marked experimental in Optuna 4–5
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=HEARTBEAT_S,
-            grace_period=3 * HEARTBEAT_S,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
-        )
+        try:
+            return RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=HEARTBEAT_S,
+                grace_period=3 * HEARTBEAT_S,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+            )
+        except SQLAlchemyError as exc:  # refused login, closed port, missing database
+            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            raise TuningError(
+                f"Optuna storage {redact_url(url)} (tune.storage / MLRIG_OPTUNA_STORAGE) cannot "
+                f"be opened: {redact_text(reason)}"
+            ) from exc
 
 
 STUDY_METRIC = "mlrig.metric"  # study user attribute: the gate metric its values score
