@@ -78,9 +78,8 @@ def test_a_store_that_refuses_reads_exits_5_without_a_traceback(
     the login role may not read it, so the read itself fails (it printed a traceback)."""
     import sqlalchemy as sa
 
-    from mlrig.predictions.store import PredictionStore
-
     from mlrig.predictions.migrate import VERSION_TABLE
+    from mlrig.predictions.store import PredictionStore
     from tests.services import fresh_database
 
     store_url = fresh_database(postgres_url, "export_noread")

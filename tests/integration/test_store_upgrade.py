@@ -15,9 +15,9 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
+from mlrig.predictions import migrate
 from mlrig.predictions.labelled import read_labelled
 from mlrig.predictions.records import PredictionBatch, generated_ids, new_batch_id
-from mlrig.predictions import migrate
 from mlrig.predictions.store import PredictionStore, metadata, requests
 from tests.conftest import run_cli
 
@@ -105,7 +105,7 @@ def test_an_old_store_is_upgraded_in_place_and_keeps_every_row(url: str) -> None
     b = _old_store(url)
     store = PredictionStore(url)
     assert store.revision() is None  # created before versioning
-    assert store.create_schema() == ("0001", migrate.head())  # recognised, stamped, upgraded
+    assert store.upgrade() == ("0001", migrate.head())  # recognised, stamped, upgraded
     try:
         assert store.revision() == migrate.head()
         gen = generated_ids(b["B"], 2)
@@ -134,7 +134,7 @@ def test_an_old_store_is_upgraded_in_place_and_keeps_every_row(url: str) -> None
         assert n[["id", "a", "actual"]].values.tolist() == [["r1", 7.0, 70.5], ["r3", 5.0, 50.5]]
         assert read_labelled(store, "m")["actual"].tolist() == [10.5, 40.5]
         # a second open finds nothing to do
-        assert store.create_schema() == ("0003", "0003")
+        assert store.upgrade() == ("0003", "0003")
         assert store.feedback_count() == 5
         names = set(sa.inspect(store.engine).get_table_names())
         assert not any(n.startswith("_mlrig_v1_") for n in names)  # the copies are gone
@@ -185,7 +185,7 @@ def test_an_unversioned_store_missing_later_nullable_columns_gets_them_and_keeps
         conn.exec_driver_sql("ALTER TABLE prediction_requests DROP COLUMN classes")
         conn.exec_driver_sql("ALTER TABLE prediction_requests DROP COLUMN probabilities")
         conn.exec_driver_sql(f"DROP TABLE {migrate.VERSION_TABLE}")
-    assert store.create_schema() == ("0002", "0003")
+    assert store.upgrade() == ("0002", "0003")
     try:
         columns = {c["name"] for c in sa.inspect(store.engine).get_columns("prediction_requests")}
         assert {"classes", "probabilities"} <= columns
@@ -203,7 +203,7 @@ def test_the_migrated_schema_is_the_one_the_code_declares(url: str) -> None:
 
     store = PredictionStore(url)
     try:
-        assert store.create_schema() == (None, migrate.head())
+        assert store.upgrade() == (None, migrate.head())
         with store.engine.connect() as conn:
             context = MigrationContext.configure(
                 conn, opts={"compare_type": True, "include_name": _ours}
@@ -226,7 +226,7 @@ def test_the_version_table_is_mlrigs_own_beside_mlflow_and_optuna(url: str) -> N
         conn.exec_driver_sql("INSERT INTO alembic_version VALUES ('1b5f0d9ad7c1')")
     store = PredictionStore(url)
     try:
-        assert store.create_schema() == (None, migrate.head())
+        assert store.upgrade() == (None, migrate.head())
         with engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").all() == [
                 ("1b5f0d9ad7c1",)
@@ -246,12 +246,14 @@ def test_a_re_key_interrupted_after_its_copies_resumes_and_keeps_every_row(url: 
     quote = engine.dialect.identifier_preparer.quote
     with engine.begin() as conn:
         for name in ("prediction_ids", "feedback"):
-            conn.exec_driver_sql(f"CREATE TABLE {quote('_mlrig_v1_' + name)} AS SELECT * FROM {name}")
+            conn.exec_driver_sql(
+                f"CREATE TABLE {quote('_mlrig_v1_' + name)} AS SELECT * FROM {name}"
+            )
             conn.exec_driver_sql(f"DROP TABLE {name}")
     engine.dispose()
     store = PredictionStore(url)
     try:
-        assert store.create_schema() == ("0001", migrate.head())
+        assert store.upgrade() == ("0001", migrate.head())
         assert store.missing_ids("m", ["r1", "r2"]) == []
         assert store.missing_ids("n", ["r3"]) == []
         assert store.feedback_count() == 4

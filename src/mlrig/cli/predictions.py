@@ -80,7 +80,7 @@ def upgrade_command(
             if found != head:
                 raise typer.Exit(1)
             return
-        before, after = store.create_schema()
+        before, after = store.upgrade()
     finally:
         store.close()
     moved = "already at" if before == after else f"{before or 'empty'} →"

@@ -54,8 +54,7 @@ def tune_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from mlrig.pipeline.runner import choose_mode, run_training
-    from mlrig.pipeline.tuning import make_tune_step
-    from mlrig.pipeline.tuning import check_storage
+    from mlrig.pipeline.tuning import check_storage, make_tune_step
     from mlrig.tracking.store import check_reachable
 
     quiet_libraries()

@@ -71,9 +71,7 @@ def detect_revision(conn: sa.Connection) -> str | None:
     if any(name.startswith("_mlrig_v1_") for name in present):
         return "0001"  # a re-key (0002) interrupted on MySQL: it resumes from its copies
     for name in ("prediction_ids", "feedback"):
-        if name in present and "model_name" not in {
-            c["name"] for c in inspector.get_columns(name)
-        }:
+        if name in present and "model_name" not in {c["name"] for c in inspector.get_columns(name)}:
             return "0001"
     for table, columns in _LATER_COLUMNS.items():
         have = {c["name"] for c in inspector.get_columns(table)} if table in present else set()
@@ -108,9 +106,7 @@ def schema_lock(conn: sa.Connection) -> Iterator[None]:
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})")
         yield
     elif dialect in ("mysql", "mariadb"):
-        got = conn.exec_driver_sql(
-            f"SELECT GET_LOCK('{_MYSQL_LOCK}', {_MYSQL_LOCK_WAIT})"
-        ).scalar()
+        got = conn.exec_driver_sql(f"SELECT GET_LOCK('{_MYSQL_LOCK}', {_MYSQL_LOCK_WAIT})").scalar()
         if got != 1:
             raise StoreUnavailableError(
                 f"prediction store: another process held the schema lock for "

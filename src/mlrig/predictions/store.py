@@ -32,10 +32,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from mlrig.errors import ConfigError, StoreUnavailableError
-from mlrig.predictions.faults import fault, store_faults
-from mlrig.predictions.records import PredictionBatch, generated_ids, parse_generated_id
 from mlrig.predictions import migrate
 from mlrig.predictions.columns import BLOB, TEXT, TIMESTAMP
+from mlrig.predictions.faults import fault, store_faults
+from mlrig.predictions.records import PredictionBatch, generated_ids, parse_generated_id
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -154,11 +154,15 @@ class PredictionStore:
         self._names_json: dict[tuple[tuple[str, ...], bool], str] = {}
         self._classes: dict[tuple[str, ...], str] = {}
 
-    def create_schema(self) -> tuple[str | None, str]:
+    def create_schema(self) -> None:
+        """Create the schema or upgrade it to the newest revision; see ``upgrade``."""
+        self.upgrade()
+
+    def upgrade(self) -> tuple[str | None, str]:
         """Create the schema or upgrade it to the newest revision (migrate.py; rows are never
         dropped); returns (revision before, revision after). Under a lock, so processes
         opening the store together (server workers) take turns instead of failing on each
-        other's tables."""
+        other's tables. Raises StoreUnavailableError on a store fault."""
         try:
             with self.engine.connect() as conn, migrate.schema_lock(conn):
                 done = migrate.upgrade(conn)

@@ -35,9 +35,7 @@ def upgrade() -> None:
         sa.Column("ids", TEXT, nullable=True),
         sa.Column("latency_ms", sa.Float, nullable=False),
     )
-    op.create_index(
-        "ix_prediction_requests_created_at", "prediction_requests", ["created_at"]
-    )
+    op.create_index("ix_prediction_requests_created_at", "prediction_requests", ["created_at"])
     op.create_table(
         "prediction_ids",
         sa.Column("id", sa.String(128), primary_key=True),

@@ -10,6 +10,8 @@ Revises: 0002
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -21,7 +23,7 @@ branch_labels = None
 depends_on = None
 
 
-def added_columns() -> dict[str, list[sa.Column[object]]]:
+def added_columns() -> dict[str, list[sa.Column[Any]]]:
     """The nullable columns this revision adds, by table."""
     return {
         "prediction_requests": [
