@@ -262,3 +262,32 @@ def test_looking_up_more_ids_than_one_statement_may_bind(store: PredictionStore)
     unknown = [f"u{i}" for i in range(70_000)]
     asked = ["k1", *unknown[:35_000], *generated.ids, "k0", *unknown[35_000:], "k2"]
     assert store.missing_ids("m", asked) == unknown
+
+
+def test_large_requests_and_reports_round_trip_and_microseconds_order_the_window(
+    store: PredictionStore,
+) -> None:
+    """What MySQL's default column types would lose: a request bigger than 64 KB (BLOB), an HTML
+    report bigger than 64 KB (TEXT), and the order of requests logged within one second
+    (DATETIME without fractions). The window's ``last`` cut falls inside a request, and its
+    feedback still joins the right rows."""
+    from mlrig.predictions.window import read_window
+
+    t0 = dt.datetime(2026, 11, 1, 10, 0, 0, 100, tzinfo=dt.UTC)
+    big = _batch(5000, [f"b{i}" for i in range(5000)], t0)  # 80 KB of features
+    small = [_batch(2, [f"s{k}-0", f"s{k}-1"], t0 + dt.timedelta(microseconds=k)) for k in (1, 2)]
+    store.insert_batches([big, *small])
+    store.add_feedback("m", [("b4999", 1.5), ("s1-1", 2.5), ("s2-0", 3.5)])
+    frame = store.read_frame()
+    assert len(frame) == 5004 and frame["a"].tolist()[:3] == [0.0, 2.0, 4.0]
+    assert frame["id"].tolist()[-4:] == ["s1-0", "s1-1", "s2-0", "s2-1"]  # by microsecond
+    window = read_window(store, "m", last=5)  # the newest 5 rows: b4999 and both small ones
+    (part,) = window.parts
+    assert part.n_rows == 5
+    # the window keeps no row order (drift needs none): compare (feature, actual) pairs
+    rows = sorted(zip(part.x[:, 0].tolist(), np.nan_to_num(part.actual, nan=-1).tolist()))
+    assert rows == [(0.0, -1.0), (0.0, 3.5), (2.0, -1.0), (2.0, 2.5), (9998.0, 1.5)]
+    assert window.last_at == t0 + dt.timedelta(microseconds=2)  # not rounded to the second
+    report = "<p>" + "x" * 100_000 + "</p>"
+    result_id = store.save_monitoring("m", "drift", "{}", report)
+    assert store.monitoring_report(result_id) == report
