@@ -285,7 +285,9 @@ def test_large_requests_and_reports_round_trip_and_microseconds_order_the_window
     (part,) = window.parts
     assert part.n_rows == 5
     # the window keeps no row order (drift needs none): compare (feature, actual) pairs
-    rows = sorted(zip(part.x[:, 0].tolist(), np.nan_to_num(part.actual, nan=-1).tolist()))
+    rows = sorted(
+        zip(part.x[:, 0].tolist(), np.nan_to_num(part.actual, nan=-1).tolist(), strict=True)
+    )
     assert rows == [(0.0, -1.0), (0.0, 3.5), (2.0, -1.0), (2.0, 2.5), (9998.0, 1.5)]
     assert window.last_at == t0 + dt.timedelta(microseconds=2)  # not rounded to the second
     report = "<p>" + "x" * 100_000 + "</p>"

@@ -142,10 +142,12 @@ def test_an_old_store_is_upgraded_in_place_and_keeps_every_row(url: str) -> None
         store.close()
 
 
-def test_servers_opening_an_old_store_at_once_upgrade_it_once(url: str) -> None:
-    """Several workers start together on the old store: one upgrades, the others wait for it
-    and find it done; every row is there once."""
-    _old_store(url)
+@pytest.mark.parametrize("initial", ["old", "empty"])
+def test_servers_opening_a_store_at_once_migrate_it_once(url: str, initial: str) -> None:
+    """Several workers start together on the old store (or an empty database): one migrates,
+    the others wait for it and find it done; every row is there once."""
+    if initial == "old":
+        _old_store(url)
     stores = [PredictionStore(url) for _ in range(4)]
     errors: list[BaseException] = []
     start = threading.Barrier(len(stores))
@@ -164,8 +166,11 @@ def test_servers_opening_an_old_store_at_once_upgrade_it_once(url: str) -> None:
         t.join(120)
     try:
         assert errors == []
-        assert stores[0].feedback_count() == 4
-        assert stores[0].missing_ids("m", ["r1", "r2"]) == []
+        assert stores[0].revision() == migrate.head()
+        assert stores[0].feedback_count() == (4 if initial == "old" else 0)
+        assert stores[0].missing_ids("m", ["r1", "r2"]) == (
+            [] if initial == "old" else ["r1", "r2"]
+        )
     finally:
         for s in stores:
             s.close()

@@ -15,6 +15,7 @@ openers apart and an interrupted revision resumes where it stopped (see 0002).
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from importlib import resources
 
@@ -37,20 +38,22 @@ _LATER_COLUMNS = {"prediction_requests": ("probabilities", "classes")}
 _LATER_TABLES = ("monitoring_results", "loop_passes", "locks")
 
 
+def _scripts() -> str:
+    return str(resources.files("mlrig.predictions") / "migrations")
+
+
 def _config(conn: sa.Connection) -> Config:
     config = Config()
-    config.set_main_option(
-        "script_location", str(resources.files("mlrig.predictions") / "migrations")
-    )
+    config.set_main_option("script_location", _scripts())
     config.attributes["connection"] = conn
     config.attributes["version_table"] = VERSION_TABLE
     return config
 
 
+@functools.cache
 def head() -> str:
     """The newest revision this mlrig ships."""
-    script = ScriptDirectory(str(resources.files("mlrig.predictions") / "migrations"))
-    found = script.get_current_head()
+    found = ScriptDirectory(_scripts()).get_current_head()
     assert found is not None
     return found
 
@@ -84,6 +87,8 @@ def upgrade(conn: sa.Connection) -> tuple[str | None, str]:
     """Bring the store on ``conn`` to head, in the caller's transaction (which holds
     schema_lock); returns (revision before, revision after). Raises SQLAlchemy's errors."""
     before = current(conn)
+    if before == head():  # every open but the first: no need to load the revisions
+        return before, before
     if before is None:
         found = detect_revision(conn)
         if found is not None:
