@@ -36,15 +36,15 @@ def test_two_workers_share_a_study_in_mariadb_without_showing_its_password(
     home: Path, storage: str
 ) -> None:
     env = {"MLRIG_OPTUNA_STORAGE": storage}
-    args = ("tune", "--home", str(home), "--trials", "6", "--workers", "2", "-m", "ridge")
+    args = ("tune", "--home", str(home), "--trials", "4", "--workers", "2", "-m", "ridge")
     done = run_cli(*args, "--study", "shared", "--json", env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert PASSWORD not in done.stdout + done.stderr
-    assert json.loads(done.stdout)["params"]["study_trials"] == 6
+    assert json.loads(done.stdout)["params"]["study_trials"] == 4
     rdb = optuna.storages.RDBStorage(storage)
     try:
         study = optuna.load_study(study_name="shared", storage=rdb)
-        assert len([t for t in study.trials if t.state in FINISHED]) == 6
+        assert len([t for t in study.trials if t.state in FINISHED]) == 4
     finally:
         rdb.engine.dispose()
     assert not (home / "optuna.db").exists()  # nothing went to the embedded default
