@@ -176,13 +176,16 @@ def create_app(
         if follower.current is None:
             parts["model"]["problem"] = "no model loaded yet"
         parts["registry"]["ok"] = True  # degraded, not unready: the loaded model still answers
-        parts["writer"] = writer.health().as_check()
+        health = writer.health()
+        parts["writer"] = health.as_check()
+        if health.spool is not None:  # spooling keeps the server ready; a refused spool not
+            parts["spool"] = health.spool.as_check()
         return parts
 
     @app.get(
         "/ready",
-        summary="200 when a model is loaded and the prediction log keeps up; "
-        "else 503 naming the failing check",
+        summary="200 when a model is loaded and the prediction log keeps up (in the store, or "
+        "in the local spool while the store is down); else 503 naming the failing check",
     )
     async def ready() -> Response:
         p = follower.current
@@ -236,11 +239,15 @@ def create_app(
             return _response(json_reply({"error": f"no static file {name!r}"}, 404))
         return Response(static_file(name), media_type=STATIC_FILES[name])
 
-    @app.get("/overview.json", summary="What the overview page shows: model, traffic, log, monitoring")
+    @app.get(
+        "/overview.json", summary="What the overview page shows: model, traffic, log, monitoring"
+    )
     async def overview_json() -> Response:
         return _response(json_reply(await _store_read(overview.overview())))
 
-    @app.get("/monitoring", summary="The latest drift and live-quality verdict (from `mlrig monitor`)")
+    @app.get(
+        "/monitoring", summary="The latest drift and live-quality verdict (from `mlrig monitor`)"
+    )
     async def monitoring() -> Response:
         return _response(json_reply(await _store_read(overview.monitoring())))
 

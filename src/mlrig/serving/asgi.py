@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from mlrig.config import Settings, load_settings
+from mlrig.predictions.spool import Spool, ensure_dir, spool_file
 from mlrig.predictions.store import PredictionStore
 from mlrig.predictions.writer import GroupCommitWriter
 from mlrig.serving.app import create_app
@@ -26,12 +27,21 @@ def build_app(settings: Settings) -> FastPath:
     store = PredictionStore(settings.predictions_url)
     store.create_schema()
     cfg = settings.serving
+    spool = None
+    if settings.predictions.spool:
+        ensure_dir(settings.spool_dir)
+        spool = Spool(
+            spool_file(settings.spool_dir, settings.predictions_url),
+            settings.predictions.spool_max_bytes,
+        )
     writer = GroupCommitWriter(
         store,
         settings.predictions.commit_interval_ms,
         max_queued_rows=cfg.log_queue_rows,
         commit_timeout_ms=cfg.commit_timeout_ms,
         retry_after_s=cfg.retry_after_s,
+        spool=spool,
+        replay_interval_s=settings.predictions.replay_interval,
     )
     return create_app(
         settings,
