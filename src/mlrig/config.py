@@ -243,8 +243,8 @@ class PredictionsSettings(_Section):
         1.0,
         gt=0,
         le=300,
-        description="Seconds between replay attempts while the store is down (doubling up to "
-        "30 s on repeated failures).",
+        description="Seconds between checks of the spool; while the store stays down the wait "
+        "doubles on each failed replay, up to 10 s.",
     )
 
 

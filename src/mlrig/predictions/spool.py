@@ -183,17 +183,6 @@ class Spool:
                 conn.execute("DELETE FROM batches WHERE seq <= ?", (last_seq,))
             self._refresh(conn)
 
-    def quarantine_through(self, last_seq: int, reason: str) -> None:
-        """Move the batches up to ``last_seq`` aside: the store refuses them while answering."""
-        with self._lock, self._faults():
-            conn = self._open()
-            rows = conn.execute(
-                "SELECT seq, batch_id, ?, meta, x, predictions, probabilities, crc FROM batches "
-                "WHERE seq <= ?",
-                (reason, last_seq),
-            ).fetchall()
-            self._quarantine(conn, rows)
-
     def refresh(self) -> SpoolStats:
         """Re-read the counts (other replicas append and replay too)."""
         with self._lock, self._faults():

@@ -43,7 +43,6 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from mlrig.errors import StoreUnavailableError
-from mlrig.predictions.faults import store_faults
 from mlrig.predictions.records import PredictionBatch
 from mlrig.predictions.spool import Spool, SpoolError
 from mlrig.predictions.store import PredictionStore
@@ -179,6 +178,7 @@ class GroupCommitWriter:
         spool: Spool | None = None,
         replay_interval_s: float = 1.0,
         replay_max_rows: int = 5_000,
+        replay_max_backoff_s: float = 10.0,
     ) -> None:
         self._store = store
         self._spool = spool
@@ -186,7 +186,7 @@ class GroupCommitWriter:
         self._spool_lock = threading.Lock()  # appending vs. deciding the spool is empty
         self._replay_interval_s = replay_interval_s
         self._replay_max_rows = replay_max_rows
-        self._replay_single = False  # one batch at a time: looking for one the store refuses
+        self._replay_max_backoff_s = max(replay_max_backoff_s, replay_interval_s)
         self._replay_wake = threading.Event()
         self._replay_stop = threading.Event()
         self._replayer = threading.Thread(
@@ -419,17 +419,19 @@ class GroupCommitWriter:
                     f"prediction store unreachable ({self.last_error or 'spool not drained'}) "
                     f"and the {exc}; nothing of this request was logged, retry later"
                 )
-            if not self._spooling:
+            started = not self._spooling
+            if started:
                 log.warning("prediction log: store unreachable, spooling to %s", self._spool.path)
                 self.down_since = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
             self._spooling = True
             self.spool_error = None
             self.spooled_batches += len(batches)
-        self._replay_wake.set()
+        if started:  # later appends leave the replay to its back-off: no retry storm
+            self._replay_wake.set()
         return None
 
     def _replay_loop(self) -> None:
-        """Move spooled batches into the store; back off (doubling, up to 30 s) while it
+        """Move spooled batches into the store; back off (doubling, up to 10 s) while it
         fails. Never ends on an error: a dead replay would strand the spool."""
         wait = self._replay_interval_s
         while not self._replay_stop.is_set():
@@ -448,7 +450,7 @@ class GroupCommitWriter:
                 continue
             except Exception:  # a bug: say so loudly, keep the spool, try again later
                 log.exception("prediction log: replay failed")
-                wait = max(30.0, self._replay_interval_s)
+                wait = self._replay_max_backoff_s
                 continue
             wait = 0.0 if more else self._replay_interval_s
 
@@ -463,35 +465,17 @@ class GroupCommitWriter:
                 spool.refresh()
                 self._clear_if_empty()
                 return False
-            group = spool.oldest(1 if self._replay_single else self._replay_max_rows)
+            group = spool.oldest(self._replay_max_rows)
             if group is None:
                 self._clear_if_empty()
                 return False
             if group.batches:
-                try:
-                    self._store.insert_batches(group.batches)
-                except StoreUnavailableError as exc:
-                    if not self._store_answers():
-                        raise
-                    # the store answers but refuses these: find the batch it refuses, one at
-                    # a time, and set it aside instead of blocking the spool forever
-                    if len(group.batches) == 1:
-                        spool.quarantine_through(group.last_seq, f"the store refuses it: {exc}")
-                        self._replay_single = False
-                    else:
-                        self._replay_single = True
-                    return True
+                # a refusal is retried, never skipped: a store that answers but cannot write
+                # (disk full, read-only) looks the same as one that refuses a batch
+                self._store.insert_batches(group.batches)
             spool.delete_through(group.last_seq)
             self.replayed_batches += len(group.batches)
             return True
-
-    def _store_answers(self) -> bool:
-        try:
-            with store_faults("ping"), self._store.engine.connect() as conn:
-                conn.exec_driver_sql("SELECT 1")
-        except StoreUnavailableError:
-            return False
-        return True
 
     def _clear_if_empty(self) -> None:
         assert self._spool is not None
