@@ -73,7 +73,11 @@ def _eventually(check: Callable[[], bool], timeout: float = 20.0) -> None:
 
 def _writer(store: PredictionStore, spool: Spool, **kw: float) -> GroupCommitWriter:
     w = GroupCommitWriter(
-        store, spool=spool, replay_interval_s=0.05, replay_max_backoff_s=0.5, **kw  # type: ignore[arg-type]
+        store,
+        spool=spool,
+        replay_interval_s=0.05,
+        replay_max_backoff_s=0.5,
+        **kw,  # type: ignore[arg-type]
     )
     w.start()
     return w
