@@ -75,7 +75,8 @@ class SpoolError(StoreUnavailableError):
 
 @dataclass(frozen=True)
 class SpoolStats:
-    """What the spool file holds now (all replicas' batches)."""
+    """What the spool file holds: re-read by ``refresh()`` (all replicas' batches), kept up to
+    date in between by this process's own appends and deletes."""
 
     batches: int
     rows: int
@@ -139,7 +140,11 @@ class Spool:
                         "probabilities, crc) VALUES (?, ?, ?, ?, ?, ?, ?)",
                         records,
                     )
-                self._refresh(conn)
+                # counted, not re-read: count(*) would scan a large spool on every append
+                st = self.stats
+                self.stats = SpoolStats(
+                    st.batches + len(records), st.rows + sum(r[1] for r in records), st.quarantined
+                )
             except SpoolError:
                 raise
             except (OSError, sqlite3.Error) as exc:
@@ -180,8 +185,15 @@ class Spool:
         with self._lock, self._faults():
             conn = self._open()
             with _tx(conn):
+                gone = conn.execute(
+                    "SELECT count(*), coalesce(sum(n_rows), 0) FROM batches WHERE seq <= ?",
+                    (last_seq,),
+                ).fetchone()
                 conn.execute("DELETE FROM batches WHERE seq <= ?", (last_seq,))
-            self._refresh(conn)
+            st = self.stats
+            self.stats = SpoolStats(
+                max(st.batches - gone[0], 0), max(st.rows - gone[1], 0), st.quarantined
+            )
 
     def refresh(self) -> SpoolStats:
         """Re-read the counts (other replicas append and replay too)."""
@@ -235,7 +247,7 @@ class Spool:
             conn.executemany("DELETE FROM batches WHERE seq = ?", [(r[0],) for r in rows])
         for r in rows:
             log.error("spool %s: batch %s moved to quarantine: %s", self.path, r[1], r[2])
-        self._refresh(conn)
+        self._refresh(conn)  # rare: a damaged file
 
     def _open_existing(self) -> sqlite3.Connection | None:
         if self._conn is None and not self.path.exists():
