@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from mlrig.errors import StoreUnavailableError
+from mlrig.predictions.faults import store_faults
 from mlrig.predictions.records import PredictionBatch
 from mlrig.predictions.spool import Spool, SpoolError
 from mlrig.predictions.store import PredictionStore
@@ -440,6 +441,8 @@ class GroupCommitWriter:
             if self._replay_stop.is_set():
                 break
             try:
+                if self.spool_error is not None and not self._spooling:
+                    self._probe_store()
                 more = self._replay_once()
             except (StoreUnavailableError, OSError) as exc:  # SpoolError is a StoreUnavailable
                 self.last_error = _reason(exc)
@@ -476,6 +479,13 @@ class GroupCommitWriter:
             spool.delete_through(group.last_seq)
             self.replayed_batches += len(group.batches)
             return True
+
+    def _probe_store(self) -> None:
+        """The spool refused a group and /ready says so; once the store answers again, stop
+        saying it (no traffic may come to prove it while /ready is 503)."""
+        with store_faults("answer a probe"), self._store.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        self.spool_error = self.down_since = None
 
     def _clear_if_empty(self) -> None:
         assert self._spool is not None

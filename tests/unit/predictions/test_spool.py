@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 
 from mlrig.errors import StoreUnavailableError
 from mlrig.predictions.records import PredictionBatch, new_batch_id
@@ -258,9 +259,15 @@ def test_an_unwritable_spool_refuses_with_its_path_and_nothing_is_logged(
         assert "Not a directory" in message and "nothing of this request was logged" in message
         assert writer.health().problem() is not None  # /ready 503 while nothing can log
         store.fault = None
+        real, gone = store.engine, sa.create_engine(f"sqlite:///{tmp_path / 'no' / 'such.db'}")
+        store.engine = gone  # the database itself does not answer: the probe fails too
+        time.sleep(1.0)
+        assert writer.health().problem() is not None
+        gone.dispose()
+        store.engine = real  # back: /ready recovers with no traffic to prove it
+        _eventually(lambda: writer.health().problem() is None)
         ok = _batch(2)
-        _write_all(writer, [ok])  # the store is back: logged directly again
-        assert writer.health().problem() is None
+        _write_all(writer, [ok])  # logged directly again
     finally:
         writer.stop()
     assert store.missing_ids("m", lost.ids) == lost.ids
