@@ -204,9 +204,7 @@ class ServingSettings(_Section):
     def _dotted_names(cls, value: list[str]) -> list[str]:
         bad = [t for t in value if not _DOTTED.fullmatch(t)]
         if bad:
-            raise ValueError(
-                f"expected fully qualified type names like 'pkg.module.Type', got {bad}"
-            )
+            raise ValueError(f"expected fully qualified type names like 'pkg.module.Type', got {bad}")
         return value
 
     @model_validator(mode="after")

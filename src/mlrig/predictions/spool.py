@@ -24,7 +24,6 @@ import datetime as dt
 import fcntl
 import hashlib
 import logging
-import os
 import sqlite3
 import threading
 import zlib
@@ -256,7 +255,7 @@ class Spool:
 
     def _open(self) -> sqlite3.Connection:
         if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             conn = sqlite3.connect(
                 self.path, timeout=30, isolation_level=None, check_same_thread=False
             )
@@ -392,5 +391,5 @@ def ensure_dir(path: Path) -> None:
     """Create the spool directory now if possible (a failure is only reported later, when the
     spool is needed)."""
     with contextlib.suppress(OSError):
-        path.mkdir(parents=True, exist_ok=True)
-        os.chmod(path, 0o700)  # the spool holds request features: not for other users
+        # the spool holds request features: a directory we create is not for other users
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)

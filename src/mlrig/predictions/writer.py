@@ -446,9 +446,7 @@ class GroupCommitWriter:
                 more = self._replay_once()
             except (StoreUnavailableError, OSError) as exc:  # SpoolError is a StoreUnavailable
                 self.last_error = _reason(exc)
-                wait = min(
-                    max(wait, self._replay_interval_s) * 2, max(30.0, self._replay_interval_s)
-                )
+                wait = min(max(wait, self._replay_interval_s) * 2, self._replay_max_backoff_s)
                 log.warning("prediction log: replay failed, next try in %.1f s: %s", wait, exc)
                 continue
             except Exception:  # a bug: say so loudly, keep the spool, try again later
