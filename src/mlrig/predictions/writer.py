@@ -19,9 +19,9 @@ Overload and faults never make a request wait forever or memory grow without bou
 - If the writer thread dies (an exception escaping it: a bug), everything it holds fails at once
   and every later submission is refused immediately; ``health()`` says so (/ready answers 503).
 
-When the store is unreachable and a spool is configured (spool.py), a group whose commit fails
-with StoreUnavailableError is written durably to the local spool instead and its requests are
-acknowledged; while the spool holds anything, new groups go there too (order is kept), and a
+When the store is unreachable and a spool is configured (spool.py, replay.py), a group whose
+commit fails with StoreUnavailableError is written durably to the local spool instead and its
+requests are acknowledged; while the spool holds anything, new groups go there too (order is kept), and a
 replay thread moves the spooled batches into the store, oldest first, with back-off. Only a
 group the spool cannot take (directory not writable, over its size limit) is answered 503.
 
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import queue
 import threading
@@ -43,9 +42,9 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from mlrig.errors import StoreUnavailableError
-from mlrig.predictions.faults import store_faults
 from mlrig.predictions.records import PredictionBatch
-from mlrig.predictions.spool import Spool, SpoolError
+from mlrig.predictions.replay import SpoolHealth, SpoolReplay
+from mlrig.predictions.spool import Spool
 from mlrig.predictions.store import PredictionStore
 
 log = logging.getLogger(__name__)
@@ -122,44 +121,6 @@ class WriterHealth:
         }
 
 
-@dataclass(frozen=True)
-class SpoolHealth:
-    """The spool part of the writer's health: what is waiting for the store, and since when."""
-
-    path: str
-    spooling: bool  # new groups go to the spool (it holds batches not yet replayed)
-    batches: int
-    rows: int
-    quarantined: int  # damaged records set aside (never replayed)
-    replayed_batches: int
-    spooled_batches: int  # by this process, since start
-    down_since: str | None  # ISO time of the first failed commit of this outage
-    error: str | None  # why the spool refused the last group (requests got 503)
-
-    def as_check(self) -> dict[str, Any]:
-        """The /ready ``checks.spool`` entry: spooling is not a failure, a refused spool is."""
-        if self.error is not None:
-            state = f"the {self.error}"
-        elif self.spooling or self.batches:
-            since = f" since {self.down_since}" if self.down_since else ""
-            state = (
-                f"database unreachable{since}, {self.batches} batches / {self.rows} rows "
-                "spooled (replayed when it answers)"
-            )
-        else:
-            state = "empty"
-        return {
-            "ok": self.error is None,
-            **({"problem": state} if self.error else {"state": state}),
-            "path": self.path,
-            "batches": self.batches,
-            "rows": self.rows,
-            "quarantined": self.quarantined,
-            "replayed_batches": self.replayed_batches,
-            "down_since": self.down_since,
-        }
-
-
 class GroupCommitWriter:
     """Owns the store's write path; ``write`` is awaited from an asyncio event loop.
 
@@ -182,21 +143,11 @@ class GroupCommitWriter:
         replay_max_backoff_s: float = 10.0,
     ) -> None:
         self._store = store
-        self._spool = spool
-        self._spooling = False  # new groups go to the spool (it is not empty)
-        self._spool_lock = threading.Lock()  # appending vs. deciding the spool is empty
-        self._replay_interval_s = replay_interval_s
-        self._replay_max_rows = replay_max_rows
-        self._replay_max_backoff_s = max(replay_max_backoff_s, replay_interval_s)
-        self._replay_wake = threading.Event()
-        self._replay_stop = threading.Event()
-        self._replayer = threading.Thread(
-            target=self._replay_loop, name="mlrig-spool-replay", daemon=True
+        self._replay = (
+            None
+            if spool is None
+            else SpoolReplay(spool, store, replay_interval_s, replay_max_rows, replay_max_backoff_s)
         )
-        self.down_since: str | None = None
-        self.spool_error: str | None = None
-        self.spooled_batches = 0
-        self.replayed_batches = 0
         self._window_s = window_ms / 1000
         self._max_rows = max_rows
         self.max_queued_rows = max_queued_rows
@@ -225,18 +176,8 @@ class GroupCommitWriter:
         return self._submitted_rows - self._settled_rows
 
     def start(self) -> None:
-        if self._spool is not None:
-            try:  # a spool left by an earlier run is replayed before anything newer
-                self._spooling = self._spool.exists() and self._spool.refresh().batches > 0
-            except SpoolError as exc:
-                log.error("prediction log: %s", exc)
-            if self._spooling:
-                log.warning(
-                    "prediction log: %d spooled batches in %s from an earlier run: replaying",
-                    self._spool.stats.batches,
-                    self._spool.path,
-                )
-            self._replayer.start()
+        if self._replay is not None:
+            self._replay.start()  # before the first group: an earlier run's spool goes first
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -245,12 +186,8 @@ class GroupCommitWriter:
         if self._thread.is_alive():
             self._queue.put(_STOP)
             self._thread.join(timeout)
-        if self._replayer.is_alive():
-            self._replay_stop.set()
-            self._replay_wake.set()
-            self._replayer.join(timeout)
-        if self._spool is not None:
-            self._spool.close()
+        if self._replay is not None:
+            self._replay.stop(timeout)
 
     def health(self) -> WriterHealth:
         now = time.monotonic()
@@ -267,24 +204,7 @@ class GroupCommitWriter:
             refused=self.refused,
             timed_out=self.timed_out,
             deadline_s=self._timeout_s,
-            spool=self._spool_health(),
-        )
-
-    def _spool_health(self) -> SpoolHealth | None:
-        spool = self._spool
-        if spool is None:
-            return None
-        stats = spool.stats  # cached by the threads that touch the file: no I/O here
-        return SpoolHealth(
-            path=str(spool.path),
-            spooling=self._spooling,
-            batches=stats.batches,
-            rows=stats.rows,
-            quarantined=stats.quarantined,
-            replayed_batches=self.replayed_batches,
-            spooled_batches=self.spooled_batches,
-            down_since=self.down_since,
-            error=self.spool_error,
+            spool=None if self._replay is None else self._replay.health(),
         )
 
     def admit(self, n_rows: int, reserved: int = 0) -> None:
@@ -379,22 +299,24 @@ class GroupCommitWriter:
     def _commit(self, batch: list[_Pending], n: int) -> None:
         batches = [b for pending in batch for b in pending.batches]
         error: Exception | None = None
+        replay = self._replay
         self._commit_started = time.monotonic()
         try:
-            if self._spooling:  # keep order: nothing overtakes what waits in the spool
-                error = self._to_spool(batches)
+            if replay is not None and replay.spooling:  # nothing overtakes the spool
+                error = self._to_spool(replay, batches)
             else:
                 self._store.insert_batches(batches)
                 self.commits += 1
                 self.rows_written += n
                 self._last_commit = time.monotonic()
-                self.down_since = self.spool_error = None
+                if replay is not None:
+                    replay.store_answered()
         except StoreUnavailableError as exc:
             self._failed(exc, n)
-            if self._spool is None:
+            if replay is None:
                 error = self._error(f"prediction store: write failed ({type(exc).__name__})")
             else:
-                error = self._to_spool(batches)
+                error = self._to_spool(replay, batches)
         except Exception as exc:  # a fault outside the store's own: nobody is acknowledged
             self._failed(exc, n)
             error = self._error(f"prediction store: write failed ({type(exc).__name__})")
@@ -407,94 +329,17 @@ class GroupCommitWriter:
         self.last_error = _reason(exc)
         log.error("prediction store write failed (%d rows): %s", n, self.last_error)
 
-    def _to_spool(self, batches: list[PredictionBatch]) -> LogUnavailableError | None:
+    def _to_spool(
+        self, replay: SpoolReplay, batches: list[PredictionBatch]
+    ) -> LogUnavailableError | None:
         """Spool ``batches`` durably; None when done, else the error their requests get."""
-        assert self._spool is not None
-        with self._spool_lock:
-            try:
-                self._spool.append(batches)
-            except SpoolError as exc:
-                self.spool_error = str(exc)
-                log.error("prediction log: %s", exc)
-                return self._error(
-                    f"prediction store unreachable ({self.last_error or 'spool not drained'}) "
-                    f"and the {exc}; nothing of this request was logged, retry later"
-                )
-            started = not self._spooling
-            if started:
-                log.warning("prediction log: store unreachable, spooling to %s", self._spool.path)
-                self.down_since = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-            self._spooling = True
-            self.spool_error = None
-            self.spooled_batches += len(batches)
-        if started:  # later appends leave the replay to its back-off: no retry storm
-            self._replay_wake.set()
-        return None
-
-    def _replay_loop(self) -> None:
-        """Move spooled batches into the store; back off (doubling, up to 10 s) while it
-        fails. Never ends on an error: a dead replay would strand the spool."""
-        wait = self._replay_interval_s
-        while not self._replay_stop.is_set():
-            self._replay_wake.wait(wait)
-            self._replay_wake.clear()
-            if self._replay_stop.is_set():
-                break
-            try:
-                if self.spool_error is not None and not self._spooling:
-                    self._probe_store()
-                more = self._replay_once()
-            except (StoreUnavailableError, OSError) as exc:  # SpoolError is a StoreUnavailable
-                self.last_error = _reason(exc)
-                wait = min(max(wait, self._replay_interval_s) * 2, self._replay_max_backoff_s)
-                log.warning("prediction log: replay failed, next try in %.1f s: %s", wait, exc)
-                continue
-            except Exception:  # a bug: say so loudly, keep the spool, try again later
-                log.exception("prediction log: replay failed")
-                wait = self._replay_max_backoff_s
-                continue
-            wait = 0.0 if more else self._replay_interval_s
-
-    def _replay_once(self) -> bool:
-        """Replay the oldest spooled batches; True when more may wait."""
-        spool = self._spool
-        assert spool is not None
-        if not spool.exists():
-            return False
-        with spool.replay_lease() as mine:
-            if not mine:  # another replica replays this file; just keep the counts fresh
-                spool.refresh()
-                self._clear_if_empty()
-                return False
-            group = spool.oldest(self._replay_max_rows)
-            if group is None:
-                self._clear_if_empty()
-                return False
-            if group.batches:
-                # a refusal is retried, never skipped: a store that answers but cannot write
-                # (disk full, read-only) looks the same as one that refuses a batch
-                self._store.insert_batches(group.batches)
-            spool.delete_through(group.last_seq)
-            self.replayed_batches += len(group.batches)
-            return True
-
-    def _probe_store(self) -> None:
-        """The spool refused a group and /ready says so; once the store answers again, stop
-        saying it (no traffic may come to prove it while /ready is 503)."""
-        with store_faults("answer a probe"), self._store.engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
-        self.spool_error = self.down_since = None
-
-    def _clear_if_empty(self) -> None:
-        assert self._spool is not None
-        with self._spool_lock:  # no append can slip in between the count and the switch
-            if self._spool.refresh().batches == 0 and self._spooling:
-                self._spooling = False
-                self.down_since = None
-                log.warning(
-                    "prediction log: spool %s replayed, writing to the store again",
-                    self._spool.path,
-                )
+        refused = replay.take(batches)
+        if refused is None:
+            return None
+        return self._error(
+            f"prediction store unreachable ({self.last_error or 'spool not drained'}) "
+            f"and the {refused}; nothing of this request was logged, retry later"
+        )
 
     def _wake(self, batch: list[_Pending], error: Exception | None) -> None:
         for pending in batch:
