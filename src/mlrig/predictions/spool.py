@@ -34,6 +34,7 @@ from typing import IO, Any
 
 import numpy as np
 import orjson
+import sqlalchemy as sa
 
 from mlrig.errors import StoreUnavailableError
 from mlrig.predictions.records import PredictionBatch
@@ -94,8 +95,6 @@ class SpooledGroup:
 def spool_file(spool_dir: Path, store_url: str) -> Path:
     """One file per store: a spool is never replayed into another database than its own.
     Named by a hash of the URL without its password."""
-    import sqlalchemy as sa
-
     safe = sa.engine.make_url(store_url).render_as_string(hide_password=True)
     return spool_dir / f"predictions-{hashlib.sha256(safe.encode()).hexdigest()[:12]}.db"
 
