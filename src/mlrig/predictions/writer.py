@@ -302,8 +302,10 @@ class GroupCommitWriter:
         replay = self._replay
         self._commit_started = time.monotonic()
         try:
-            if replay is not None and replay.spooling:  # nothing overtakes the spool
+            if replay is not None and replay.spooling:  # nothing overtakes the spool ...
                 error = self._to_spool(replay, batches)
+                if error is not None and self._insert_directly(batches, n):
+                    error = replay.error = None  # ... unless it refuses, and the store takes them
             else:
                 self._store.insert_batches(batches)
                 self.commits += 1
@@ -328,6 +330,19 @@ class GroupCommitWriter:
         self.commit_failures += 1
         self.last_error = _reason(exc)
         log.error("prediction store write failed (%d rows): %s", n, self.last_error)
+
+    def _insert_directly(self, batches: list[PredictionBatch], n: int) -> bool:
+        """Commit to the store past a spool that refused: these rows land out of order, but
+        they land. False if the store refuses too."""
+        try:
+            self._store.insert_batches(batches)
+        except StoreUnavailableError as exc:
+            self._failed(exc, n)
+            return False
+        self.commits += 1
+        self.rows_written += n
+        self._last_commit = time.monotonic()
+        return True
 
     def _to_spool(
         self, replay: SpoolReplay, batches: list[PredictionBatch]

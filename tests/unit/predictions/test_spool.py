@@ -283,6 +283,32 @@ def test_a_full_spool_refuses_and_names_the_limit(tmp_path: Path) -> None:
     assert 10 < spool.stats.batches < 100
 
 
+def test_a_full_spool_yields_to_the_store_once_it_answers_even_before_the_replay(
+    tmp_path: Path, store: _OrderedStore
+) -> None:
+    path = tmp_path / "s.db"
+    writer = _writer(store, Spool(path, 1 * MB))
+    try:
+        with Spool(path, MB).replay_lease() as held:  # another replica holds the lease: no replay
+            assert held
+            store.fault = _down
+            spooled: list[PredictionBatch] = []
+            with pytest.raises(LogUnavailableError, match="full"):
+                while len(spooled) < 100:
+                    b = _batch(len(spooled), n=1000)
+                    _write_all(writer, [b])
+                    spooled.append(b)
+            store.fault = None
+            late = _batch(999, n=1000)  # would not fit either
+            _write_all(writer, [late])  # the spool is still full and still not replayed
+            assert store.committed == [late.batch_id]
+            assert writer.health().problem() is None  # logging works: ready again
+        _eventually(lambda: not writer.health().spool.spooling)  # type: ignore[union-attr]
+    finally:
+        writer.stop()
+    assert sorted(store.committed) == sorted(b.batch_id for b in [*spooled, late])
+
+
 def test_only_one_replica_at_a_time_holds_the_replay_lease(tmp_path: Path) -> None:
     first, second = Spool(tmp_path / "s.db", MB), Spool(tmp_path / "s.db", MB)
     with first.replay_lease() as mine:
