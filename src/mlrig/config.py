@@ -225,6 +225,29 @@ class PredictionsSettings(_Section):
         ge=0,
         description="Extra wait (ms) for company before a group commit; 0 = commit as soon as the writer is free.",
     )
+    # A store outage while serving (predictions/spool.py): log locally, replay when it is back.
+    spool: bool = Field(
+        True,
+        description="While the store is unreachable, write each group of log records durably "
+        "to a local spool before answering, and replay it into the store when it is back; "
+        "false = answer 503 while the store is down.",
+    )
+    spool_dir: Path | None = Field(
+        None,
+        description="Directory of the spool (one SQLite file per store); default <home>/spool.",
+    )
+    spool_max_bytes: int = Field(
+        1024**3,
+        ge=1024 * 1024,
+        description="Largest spool (bytes of records); past it requests answer 503 naming the spool.",
+    )
+    replay_interval: float = Field(
+        1.0,
+        gt=0,
+        le=300,
+        description="Seconds between checks of the spool; while the store stays down the wait "
+        "doubles on each failed replay, up to 10 s.",
+    )
 
 
 class MonitoringSettings(_Section):
@@ -342,6 +365,10 @@ class Settings(BaseSettings):
     @property
     def predictions_url(self) -> str:
         return self.predictions.url or f"sqlite:///{self.home_dir / 'predictions.db'}"
+
+    @property
+    def spool_dir(self) -> Path:
+        return (self.predictions.spool_dir or self.home_dir / "spool").expanduser()
 
     @property
     def served_model(self) -> str:

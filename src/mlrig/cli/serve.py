@@ -63,9 +63,12 @@ def serve_command(
         typer.echo(f"serving {what} on http://{cfg.host}:{cfg.port}", err=True)
         uvicorn.run(app, host=cfg.host, port=cfg.port, access_log=False, log_level="warning")
         return
+    from mlrig.serving.asgi import open_store
     from mlrig.serving.startup import open_follower
 
-    # Fail fast, before forking: the same start-up (registry, local copy or URI) as a worker's.
+    # Fail fast, before forking: the same start-up (store, then registry, local copy or URI)
+    # as a worker's.
+    open_store(settings).close()
     open_follower(settings)
     # Workers rebuild the settings from the environment: hand them what the flags said.
     os.environ["MLRIG_HOME"] = str(settings.home_dir)

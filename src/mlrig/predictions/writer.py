@@ -19,6 +19,12 @@ Overload and faults never make a request wait forever or memory grow without bou
 - If the writer thread dies (an exception escaping it: a bug), everything it holds fails at once
   and every later submission is refused immediately; ``health()`` says so (/ready answers 503).
 
+When the store is unreachable and a spool is configured (spool.py, replay.py), a group whose
+commit fails with StoreUnavailableError is written durably to the local spool instead and its
+requests are acknowledged; while the spool holds anything, new groups go there too (order is kept), and a
+replay thread moves the spooled batches into the store, oldest first, with back-off. Only a
+group the spool cannot take (directory not writable, over its size limit) is answered 503.
+
 The hot path stays lock-free: the queued-row count is two counters each written by one thread
 (submitted rows by the event loop, settled rows by the writer thread).
 """
@@ -37,6 +43,8 @@ from typing import Any, NamedTuple
 
 from mlrig.errors import StoreUnavailableError
 from mlrig.predictions.records import PredictionBatch
+from mlrig.predictions.replay import SpoolHealth, SpoolReplay
+from mlrig.predictions.spool import Spool
 from mlrig.predictions.store import PredictionStore
 
 log = logging.getLogger(__name__)
@@ -78,11 +86,14 @@ class WriterHealth:
     refused: int  # requests refused at admission (log full, or writer dead)
     timed_out: int  # requests whose commit missed its deadline
     deadline_s: float
+    spool: SpoolHealth | None = None
 
     def problem(self) -> str | None:
         """Why the server should not take traffic now, or None when it can."""
         if not self.alive:
             return f"prediction log writer is not running ({self.last_error or 'stopped'})"
+        if self.spool is not None and self.spool.error is not None:
+            return f"prediction store unreachable and the {self.spool.error}"
         if self.queued_rows >= self.max_queued_rows:
             return (
                 f"prediction log queue is full: {self.queued_rows} of {self.max_queued_rows} rows"
@@ -126,8 +137,17 @@ class GroupCommitWriter:
         max_queued_rows: int = 50_000,
         commit_timeout_ms: float = 5_000.0,
         retry_after_s: int = 1,
+        spool: Spool | None = None,
+        replay_interval_s: float = 1.0,
+        replay_max_rows: int = 5_000,
+        replay_max_backoff_s: float = 10.0,
     ) -> None:
         self._store = store
+        self._replay = (
+            None
+            if spool is None
+            else SpoolReplay(spool, store, replay_interval_s, replay_max_rows, replay_max_backoff_s)
+        )
         self._window_s = window_ms / 1000
         self._max_rows = max_rows
         self.max_queued_rows = max_queued_rows
@@ -156,13 +176,18 @@ class GroupCommitWriter:
         return self._submitted_rows - self._settled_rows
 
     def start(self) -> None:
+        if self._replay is not None:
+            self._replay.start()  # before the first group: an earlier run's spool goes first
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Commit what is queued, then end the thread."""
+        """Commit (or spool) what is queued, then end the threads; a non-empty spool stays
+        on disk and is replayed by the next start."""
         if self._thread.is_alive():
             self._queue.put(_STOP)
             self._thread.join(timeout)
+        if self._replay is not None:
+            self._replay.stop(timeout)
 
     def health(self) -> WriterHealth:
         now = time.monotonic()
@@ -179,6 +204,7 @@ class GroupCommitWriter:
             refused=self.refused,
             timed_out=self.timed_out,
             deadline_s=self._timeout_s,
+            spool=None if self._replay is None else self._replay.health(),
         )
 
     def admit(self, n_rows: int, reserved: int = 0) -> None:
@@ -273,20 +299,62 @@ class GroupCommitWriter:
     def _commit(self, batch: list[_Pending], n: int) -> None:
         batches = [b for pending in batch for b in pending.batches]
         error: Exception | None = None
+        replay = self._replay
         self._commit_started = time.monotonic()
         try:
-            self._store.insert_batches(batches)
-            self.commits += 1
-            self.rows_written += n
-            self._last_commit = time.monotonic()
-        except Exception as exc:  # any DB failure: nobody in this batch is acknowledged
-            self.commit_failures += 1
-            self.last_error = _reason(exc)
-            log.error("prediction store write failed (%d rows): %s", n, self.last_error)
+            if replay is not None and replay.spooling:  # nothing overtakes the spool ...
+                error = self._to_spool(replay, batches)
+                if error is not None and self._insert_directly(batches, n):
+                    error = replay.error = None  # ... unless it refuses, and the store takes them
+            else:
+                self._store.insert_batches(batches)
+                self.commits += 1
+                self.rows_written += n
+                self._last_commit = time.monotonic()
+                if replay is not None:
+                    replay.store_answered()
+        except StoreUnavailableError as exc:
+            self._failed(exc, n)
+            if replay is None:
+                error = self._error(f"prediction store: write failed ({type(exc).__name__})")
+            else:
+                error = self._to_spool(replay, batches)
+        except Exception as exc:  # a fault outside the store's own: nobody is acknowledged
+            self._failed(exc, n)
             error = self._error(f"prediction store: write failed ({type(exc).__name__})")
         finally:
             self._commit_started = None
         self._wake(batch, error)
+
+    def _failed(self, exc: Exception, n: int) -> None:
+        self.commit_failures += 1
+        self.last_error = _reason(exc)
+        log.error("prediction store write failed (%d rows): %s", n, self.last_error)
+
+    def _insert_directly(self, batches: list[PredictionBatch], n: int) -> bool:
+        """Commit to the store past a spool that refused: these rows land out of order, but
+        they land. False if the store refuses too."""
+        try:
+            self._store.insert_batches(batches)
+        except StoreUnavailableError as exc:
+            self._failed(exc, n)
+            return False
+        self.commits += 1
+        self.rows_written += n
+        self._last_commit = time.monotonic()
+        return True
+
+    def _to_spool(
+        self, replay: SpoolReplay, batches: list[PredictionBatch]
+    ) -> LogUnavailableError | None:
+        """Spool ``batches`` durably; None when done, else the error their requests get."""
+        refused = replay.take(batches)
+        if refused is None:
+            return None
+        return self._error(
+            f"prediction store unreachable ({self.last_error or 'spool not drained'}) "
+            f"and the {refused}; nothing of this request was logged, retry later"
+        )
 
     def _wake(self, batch: list[_Pending], error: Exception | None) -> None:
         for pending in batch:

@@ -176,13 +176,16 @@ def create_app(
         if follower.current is None:
             parts["model"]["problem"] = "no model loaded yet"
         parts["registry"]["ok"] = True  # degraded, not unready: the loaded model still answers
-        parts["writer"] = writer.health().as_check()
+        health = writer.health()
+        parts["writer"] = health.as_check()
+        if health.spool is not None:  # spooling keeps the server ready; a refused spool not
+            parts["spool"] = health.spool.as_check()
         return parts
 
     @app.get(
         "/ready",
-        summary="200 when a model is loaded and the prediction log keeps up; "
-        "else 503 naming the failing check",
+        summary="200 when a model is loaded and the prediction log keeps up (in the store, or "
+        "in the local spool while the store is down); else 503 naming the failing check",
     )
     async def ready() -> Response:
         p = follower.current

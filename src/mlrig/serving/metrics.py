@@ -119,6 +119,36 @@ class _WriterCollector(Collector):
         shed.add_metric(["refused"], h.refused)
         shed.add_metric(["timeout"], h.timed_out)
         yield shed
+        if h.spool is not None:
+            s = h.spool
+            yield GaugeMetricFamily(
+                "mlrig_spool_batches",
+                "Prediction log batches in the local spool, waiting for the store.",
+                s.batches,
+            )
+            yield GaugeMetricFamily(
+                "mlrig_spool_rows", "Prediction rows in the local spool.", s.rows
+            )
+            yield GaugeMetricFamily(
+                "mlrig_spool_quarantined_batches",
+                "Damaged or refused spool records set aside (never replayed).",
+                s.quarantined,
+            )
+            yield CounterMetricFamily(
+                "mlrig_spool_replayed_batches",
+                "Spooled batches this process moved into the store.",
+                s.replayed_batches,
+            )
+            yield CounterMetricFamily(
+                "mlrig_spool_written_batches",
+                "Batches this process wrote to the spool (store unreachable or spool draining).",
+                s.spooled_batches,
+            )
+            yield GaugeMetricFamily(
+                "mlrig_spool_failing",
+                "1 while the spool refuses writes (requests answered 503).",
+                int(s.error is not None),
+            )
 
 
 class _FollowerCollector(Collector):
