@@ -74,11 +74,22 @@ def schedule_command(
     if pool is not None:
         from mlrig.pipeline.schedule import deploy_to_pool
 
-        deployment_id = deploy_to_pool(flow, name, spec, parameters, pool)
+        done = deploy_to_pool(flow, name, spec, parameters, pool)
+        if done.pool_created:
+            typer.echo(f"pool      {pool!r} was missing: created it (type process)", err=True)
+        elif done.pool_type != "process":
+            typer.echo(
+                f"warning   pool {pool!r} is of type {done.pool_type!r}: its workers must be "
+                "able to import mlrig and reach the home's files; a process pool is the "
+                "tested setup",
+                err=True,
+            )
         typer.echo(
             f"schedule  {name}: flow {flow} {spec.describe()} on work pool {pool!r} "
-            f"(deployment {deployment_id})\n"
-            f"next      start a worker where mlrig is installed: prefect worker start --pool {pool}",
+            f"(deployment {done.id})\n"
+            f"next      where mlrig is installed, with PREFECT_API_URL set: "
+            f"prefect worker start --pool {pool} --type {done.pool_type}\n"
+            f"check     mlrig doctor --pool {pool}  (says whether a worker polls it)",
             err=True,
         )
         return
@@ -177,9 +188,17 @@ def server_stop_command(config: ConfigOpt = None, home: HomeOpt = None) -> None:
 
 def _connect(settings: Any) -> Any:
     """The Prefect server (the team's, or the local one started or reused), announced once."""
-    from mlrig.pipeline.prefect_server import ensure_server
+    from mlrig.pipeline.prefect_server import ensure_server, healthy
 
     quiet_libraries()
     server = ensure_server(settings)
+    if server.pid is None and not healthy(server.api_url):
+        from mlrig.errors import ConfigError
+
+        raise ConfigError(
+            f"PREFECT_API_URL {server.api_url}: no Prefect server answers there; start one "
+            "(`prefect server start`) or fix PREFECT_API_URL (unset it for a local server "
+            "under the mlrig home)"
+        )
     typer.echo(server.describe(), err=True)
     return server

@@ -1,0 +1,124 @@
+"""`mlrig doctor` against real backends: all local → OK; an unreachable PostgreSQL fails in
+seconds with its fix; passwords in every URL and secret variable never shown (output, JSON,
+stderr, `ps`); a live Prefect server with a polling process worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import MLRIG, run_cli
+from tests.services import PrefectWorker, free_port, fresh_database
+
+
+def _checks(stdout: str) -> dict[str, dict[str, Any]]:
+    return {c["backend"]: c for c in json.loads(stdout)["checks"]}
+
+
+def test_local_defaults_are_all_ok(tmp_path: Path) -> None:
+    started = time.monotonic()
+    done = run_cli("doctor", "--home", str(tmp_path / "h"))
+    took = time.monotonic() - started
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "every configured backend is reachable" in done.stdout
+    as_json = run_cli("doctor", "--json", "--home", str(tmp_path / "h"))
+    assert as_json.returncode == 0, as_json.stderr
+    checks = _checks(as_json.stdout)
+    assert set(checks) == {"tracking", "registry", "artifacts", "predictions", "optuna", "prefect"}
+    assert {c["status"] for c in checks.values()} == {"ok"}
+    assert str(tmp_path / "h" / "artifacts") in checks["artifacts"]["detail"]
+    assert "PREFECT_API_URL unset" in checks["prefect"]["detail"]
+    assert not (tmp_path / "h").exists()  # the doctor creates nothing
+    assert took < 20, f"doctor took {took:.1f} s with every store local"
+
+
+def test_unreachable_postgresql_fails_in_seconds_with_its_fix(tmp_path: Path) -> None:
+    url = f"postgresql+psycopg://mlrig@127.0.0.1:{free_port()}/predictions"
+    started = time.monotonic()
+    done = run_cli(
+        "doctor", "--json", "--home", str(tmp_path / "h"), env={"MLRIG_PREDICTIONS_URL": url}
+    )
+    took = time.monotonic() - started
+    assert done.returncode == 4, done.stdout + done.stderr
+    checks = _checks(done.stdout)
+    assert checks["predictions"]["status"] == "fail"
+    assert "cannot connect" in checks["predictions"]["detail"]
+    assert "MLRIG_PREDICTIONS_URL" in checks["predictions"]["fix"]
+    assert "MLRIG_PREDICTIONS_URL" in checks["predictions"]["configured"]  # where it came from
+    assert checks["tracking"]["status"] == "ok"  # the others are unaffected
+    assert took < 15, f"doctor took {took:.1f} s to fail"
+    text = run_cli("doctor", "--home", str(tmp_path / "h"), env={"MLRIG_PREDICTIONS_URL": url})
+    assert text.returncode == 4
+    assert "FAIL  predictions" in text.stdout and "fix: start the database server" in text.stdout
+
+
+def test_no_password_is_ever_shown(tmp_path: Path, postgres_url: str, prefect_api: str) -> None:
+    host = postgres_url.split("@", 1)[1].split("/", 1)[0]
+    tracking = fresh_database(postgres_url, "doctor_tracking").replace(
+        "postgres@", "postgres:SECRET1@"
+    )
+    closed = f"127.0.0.1:{free_port()}"
+    env = {
+        "MLFLOW_TRACKING_URI": tracking,  # reachable (trust auth ignores the password)
+        "MLFLOW_REGISTRY_URI": f"postgresql+psycopg://u:SECRET2@{closed}/registry",
+        "MLRIG_PREDICTIONS_URL": f"postgresql+psycopg://postgres:SECRET3@{host}/no_such_db",
+        "MLRIG_TUNE__STORAGE": f"mysql+pymysql://u:SECRET4@{closed}/optuna",
+        "PREFECT_API_URL": prefect_api.replace("http://", "http://u:SECRET5@"),
+        "MLFLOW_TRACKING_PASSWORD": "SECRET6",
+        "MLFLOW_TRACKING_USERNAME": "u",
+        "AWS_ACCESS_KEY_ID": "mlrig",
+        "AWS_SECRET_ACCESS_KEY": "SECRET7",
+    }
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("MLRIG_", "MLFLOW_"))}
+    for args in ((), ("--json",)):
+        proc = subprocess.Popen(
+            [MLRIG, "doctor", "--home", str(tmp_path / "h"), *args],
+            env={**full_env, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        ps = ""
+        while proc.poll() is None:  # what anyone on the machine sees while it runs
+            ps += subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+            time.sleep(0.2)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 4, out + err  # registry, predictions and optuna fail
+        assert "SECRET" not in out + err + ps
+        assert "postgres:***@" in out and "u:***@" in out
+    checks = _checks(out)
+    assert checks["tracking"]["status"] == "ok"
+    assert checks["prefect"]["status"] == "ok"
+    assert checks["predictions"]["status"] == "fail"
+    assert "does not exist" in checks["predictions"]["detail"]
+    assert "create the database" in checks["predictions"]["fix"]
+
+
+def test_a_polling_worker_is_seen(prefect_api: str, tmp_path: Path) -> None:
+    env = {"PREFECT_API_URL": prefect_api}
+    home = str(tmp_path / "h")
+    missing = run_cli("doctor", "--json", "--pool", "doctor-pool", "--home", home, env=env)
+    assert missing.returncode == 4, missing.stdout + missing.stderr
+    pool = _checks(missing.stdout)["pool doctor-pool"]
+    assert pool["status"] == "fail" and "prefect work-pool create doctor-pool" in pool["fix"]
+
+    worker = PrefectWorker(prefect_api, "doctor-pool", tmp_path / "worker")  # creates the pool
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            seen = run_cli("doctor", "--json", "--pool", "doctor-pool", "--home", home, env=env)
+            pool = _checks(seen.stdout)["pool doctor-pool"]
+            # (the exit code also reflects the other tests' pools on this shared server)
+            if pool["status"] == "ok" or time.monotonic() > deadline:
+                break
+            assert worker.proc.poll() is None, worker.output()
+            time.sleep(2)
+        assert pool["status"] == "ok", seen.stdout + worker.output()
+        assert "type process; 1 worker(s) polling" in pool["detail"]
+        assert "heartbeat" in pool["detail"]
+    finally:
+        worker.stop()
