@@ -7,12 +7,18 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import pytest
 
 from tests.conftest import MLRIG, run_cli
 from tests.services import PrefectWorker, free_port, fresh_database
+
+if TYPE_CHECKING:
+    from tests.services import S3Store
 
 
 def _checks(stdout: str) -> dict[str, dict[str, Any]]:
@@ -122,3 +128,46 @@ def test_a_polling_worker_is_seen(prefect_api: str, tmp_path: Path) -> None:
         assert "heartbeat" in pool["detail"]
     finally:
         worker.stop()
+
+
+EXPERIMENT = """
+import sys
+from mlflow import MlflowClient
+MlflowClient(sys.argv[1]).create_experiment("mlrig", artifact_location=sys.argv[2])
+"""
+
+
+@pytest.mark.slow
+def test_direct_s3_artifacts_need_credentials(tmp_path: Path, s3_store: S3Store) -> None:
+    home = tmp_path / "h"
+    home.mkdir()
+    location = s3_store.bucket("doctor") + "/artifacts"
+    subprocess.run(
+        [sys.executable, "-c", EXPERIMENT, f"sqlite:///{home / 'mlflow.db'}", location],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    args = ("doctor", "--json", "--home", str(home))
+    with_keys = run_cli(*args, env=s3_store.env)
+    assert with_keys.returncode == 0, with_keys.stdout + with_keys.stderr
+    artifacts = _checks(with_keys.stdout)["artifacts"]
+    assert artifacts["configured"].startswith(location)
+    assert "direct S3 access (bucket 'doctor'" in artifacts["detail"]
+
+    no_keys = {**s3_store.env, "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}
+    without = run_cli(*args, env=no_keys)
+    assert without.returncode == 4
+    artifacts = _checks(without.stdout)["artifacts"]
+    assert artifacts["status"] == "fail" and "no credentials" in artifacts["detail"]
+    assert (
+        "AWS_SECRET_ACCESS_KEY" in artifacts["fix"]
+        and "--artifacts-destination" in artifacts["fix"]
+    )
+
+    wrong = run_cli(*args, env={**s3_store.env, "AWS_SECRET_ACCESS_KEY": "wrong-secret-123"})
+    assert wrong.returncode == 4
+    assert _checks(wrong.stdout)["artifacts"]["status"] == "fail"
+    for done in (with_keys, without, wrong):
+        assert s3_store.secret not in done.stdout + done.stderr
+        assert "wrong-secret-123" not in done.stdout + done.stderr

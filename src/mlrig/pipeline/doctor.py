@@ -83,35 +83,40 @@ def kind_of(url: str) -> Kind:
 
 
 def targets(settings: Settings, env: Mapping[str, str] = os.environ) -> list[Target]:
-    """The stores of ``settings`` with the setting each came from, in the order shown."""
+    """The stores of ``settings`` (MLflow's variables read from ``env``, as MLflow would) with
+    the setting each came from, in the order shown."""
     t = settings.tracking
+    default_tracking = f"sqlite:///{settings.home_dir / 'mlflow.db'}"
+    tracking = _first(
+        ("MLFLOW_TRACKING_URI", env.get("MLFLOW_TRACKING_URI")),
+        ("tracking.uri", t.uri),
+        ("default", default_tracking),
+    )
+    registry = _first(
+        ("MLFLOW_REGISTRY_URI", env.get("MLFLOW_REGISTRY_URI")),
+        ("tracking.registry_uri", t.registry_uri),
+        ("= tracking", tracking[1]),
+    )
+    predictions = _first(
+        ("MLRIG_PREDICTIONS_URL", env.get("MLRIG_PREDICTIONS_URL") and settings.predictions.url),
+        ("predictions.url", settings.predictions.url),
+        ("default", settings.predictions_url),
+    )
+    optuna = _first(("tune.storage", settings.tune.storage), ("default", settings.tune_storage))
+    named = zip(
+        ("tracking", "registry", "predictions", "optuna"),
+        (tracking, registry, predictions, optuna),
+        strict=True,
+    )
+    return [Target(backend, url, source, kind_of(url)) for backend, (source, url) in named]
 
-    def pick(backend: str, url: str, *sources: tuple[bool, str]) -> Target:
-        source = next((name for present, name in sources if present), "default")
-        return Target(backend, url, source, kind_of(url))
 
-    return [
-        pick(
-            "tracking",
-            settings.tracking_uri,
-            (bool(env.get("MLFLOW_TRACKING_URI")), "MLFLOW_TRACKING_URI"),
-            (bool(t.uri), "tracking.uri"),
-        ),
-        pick(
-            "registry",
-            settings.registry_uri,
-            (bool(env.get("MLFLOW_REGISTRY_URI")), "MLFLOW_REGISTRY_URI"),
-            (bool(t.registry_uri), "tracking.registry_uri"),
-            (True, "= tracking"),
-        ),
-        pick(
-            "predictions",
-            settings.predictions_url,
-            (bool(env.get("MLRIG_PREDICTIONS_URL")), "MLRIG_PREDICTIONS_URL"),
-            (bool(settings.predictions.url), "predictions.url"),
-        ),
-        pick("optuna", settings.tune_storage, (bool(settings.tune.storage), "tune.storage")),
-    ]
+def _first(*candidates: tuple[str, str | None]) -> tuple[str, str]:
+    """The first (source, value) with a value; the last one always has one."""
+    for source, value in candidates:
+        if value:
+            return source, value
+    raise ValueError("no default")
 
 
 def shown(target: Target) -> str:
