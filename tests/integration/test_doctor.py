@@ -104,19 +104,33 @@ def test_no_password_is_ever_shown(tmp_path: Path, postgres_url: str, prefect_ap
     assert "create the database" in checks["predictions"]["fix"]
 
 
-def test_a_polling_worker_is_seen(prefect_api: str, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_pools_of_mlrig_deployments_and_their_workers(prefect_api: str, tmp_path: Path) -> None:
     env = {"PREFECT_API_URL": prefect_api}
     home = str(tmp_path / "h")
-    missing = run_cli("doctor", "--json", "--pool", "doctor-pool", "--home", home, env=env)
+    doctor = ("doctor", "--json", "--home", home)
+    missing = run_cli(*doctor, "--pool", "doctor-pool", env=env)
     assert missing.returncode == 4, missing.stdout + missing.stderr
     pool = _checks(missing.stdout)["pool doctor-pool"]
     assert pool["status"] == "fail" and "prefect work-pool create doctor-pool" in pool["fix"]
 
-    worker = PrefectWorker(prefect_api, "doctor-pool", tmp_path / "worker")  # creates the pool
+    # A deployment on the pool (which `mlrig schedule` creates): found without --pool.
+    nightly = ("--cron", "0 3 * * *", "--name", "doctor-nightly", "--pool", "doctor-pool")
+    deployed = run_cli("schedule", *nightly, "--home", home, env=env)
+    assert deployed.returncode == 0, deployed.stderr
+    worker = None
     try:
+        idle = run_cli(*doctor, env=env)
+        assert idle.returncode == 4
+        pool = _checks(idle.stdout)["pool doctor-pool"]
+        assert pool["configured"] == "deployments: doctor-nightly"
+        assert pool["status"] == "fail" and "no worker is polling" in pool["detail"]
+        assert "prefect worker start --pool doctor-pool --type process" in pool["fix"]
+
+        worker = PrefectWorker(prefect_api, "doctor-pool", tmp_path / "worker")
         deadline = time.monotonic() + 90
         while True:
-            seen = run_cli("doctor", "--json", "--pool", "doctor-pool", "--home", home, env=env)
+            seen = run_cli(*doctor, env=env)
             pool = _checks(seen.stdout)["pool doctor-pool"]
             # (the exit code also reflects the other tests' pools on this shared server)
             if pool["status"] == "ok" or time.monotonic() > deadline:
@@ -127,7 +141,10 @@ def test_a_polling_worker_is_seen(prefect_api: str, tmp_path: Path) -> None:
         assert "type process; 1 worker(s) polling" in pool["detail"]
         assert "heartbeat" in pool["detail"]
     finally:
-        worker.stop()
+        if worker is not None:
+            worker.stop()
+        stopped = run_cli("schedule", "stop", "doctor-nightly", env=env)
+    assert stopped.returncode == 0, stopped.stderr
 
 
 EXPERIMENT = """
@@ -171,3 +188,58 @@ def test_direct_s3_artifacts_need_credentials(tmp_path: Path, s3_store: S3Store)
     for done in (with_keys, without, wrong):
         assert s3_store.secret not in done.stdout + done.stderr
         assert "wrong-secret-123" not in done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_artifacts_proxied_by_an_mlflow_server(tmp_path: Path) -> None:
+    import httpx
+
+    from tests.conftest import BIN, wait_http
+
+    port = free_port()
+    log = (tmp_path / "mlflow.log").open("wb")
+    server = subprocess.Popen(
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--artifacts-destination",
+            (tmp_path / "served-artifacts").as_uri(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/health", server, 120, lambda: (tmp_path / "mlflow.log").read_text())
+        env = {"MLFLOW_TRACKING_URI": url}
+        args = ("doctor", "--json", "--home", str(tmp_path / "h"))
+        before = _checks(run_cli(*args, env=env).stdout)
+        assert before["tracking"]["status"] == "ok"
+        assert "not created yet" in before["artifacts"]["detail"]
+        created = httpx.post(
+            f"{url}/api/2.0/mlflow/experiments/create", json={"name": "mlrig"}, timeout=30
+        )
+        assert created.status_code == 200, created.text
+        done = run_cli(*args, env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        artifacts = _checks(done.stdout)["artifacts"]
+        assert artifacts["configured"].startswith("mlflow-artifacts:")
+        assert "clients need no storage credentials" in artifacts["detail"]
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+        log.close()
+    down = run_cli(*args, env=env)
+    assert down.returncode == 4
+    tracking = _checks(down.stdout)["tracking"]
+    assert tracking["status"] == "fail" and "start the tracking server" in tracking["fix"]

@@ -34,19 +34,28 @@ def _ended_runs(api: str, deployment_id: str) -> list[dict[str, Any]]:
 
 @pytest.mark.slow
 def test_process_worker_runs_the_schedule_and_registers_a_model(
-    prefect_api: str, tmp_path: Path
+    prefect_api: str, tmp_path: Path, wine_csv: Path
 ) -> None:
+    # A project folder whose config names its data relative to the folder.
+    (tmp_path / "mlrig.toml").write_text(f'[data]\nsource = "{wine_csv.name}"\n')
     home = tmp_path / "h"
     env = {"PREFECT_API_URL": prefect_api}
     args = ("schedule", "--flow", "train", "--every", "10s", "--name", NAME, "--home", str(home))
-    deployed = run_cli(*args, "--pool", POOL, env=env)
+    first = run_cli(*args, "--pool", POOL, env=env, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert f"'{POOL}' was missing: created it (type process)" in first.stderr
+    assert f"prefect worker start --pool {POOL} --type process" in first.stderr
+    assert "data.source 'wine.csv' is relative" in first.stderr and "--working-dir" in first.stderr
+    # Registering again updates the deployment: now with the folder as the worker's directory.
+    deployed = run_cli(*args, "--pool", POOL, "--working-dir", ".", env=env, cwd=tmp_path)
     assert deployed.returncode == 0, deployed.stderr
-    assert f"'{POOL}' was missing: created it (type process)" in deployed.stderr
-    assert f"prefect worker start --pool {POOL} --type process" in deployed.stderr
+    assert "is relative" not in deployed.stderr
     deployment = httpx.get(f"{prefect_api}/deployments/name/mlrig-train/{NAME}", timeout=10)
     dep = deployment.json()
     assert dep["work_pool_name"] == POOL
-    assert dep["parameters"]["home"] == str(home)  # absolute: the worker runs in a temp dir
+    assert dep["parameters"]["home"] == str(home)  # absolute: the worker runs elsewhere
+    assert dep["parameters"]["config"] == str(tmp_path / "mlrig.toml")
+    assert dep["job_variables"] == {"working_dir": str(tmp_path)}
 
     started = time.monotonic()
     worker = Worker(prefect_api, POOL, tmp_path / "worker")

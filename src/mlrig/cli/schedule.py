@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -41,6 +42,14 @@ def schedule_command(
         str | None,
         typer.Option("--pool", help="Deploy to this work pool instead of serving here."),
     ] = None,
+    working_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--working-dir",
+            help="With --pool: the directory the worker runs flows in (on the worker's host; "
+            "relative paths in the config resolve there); default a temporary one.",
+        ),
+    ] = None,
     model_name: Annotated[
         str | None, typer.Option("--model-name", help="Registered model name.")
     ] = None,
@@ -56,6 +65,8 @@ def schedule_command(
         if every is not None or cron is not None:
             raise ConfigError("--every/--cron schedule a flow: give them without a subcommand")
         return
+    if working_dir is not None and pool is None:
+        raise ConfigError("--working-dir is for --pool (a worker's directory); not without it")
     if flow not in ("loop", "train"):
         raise ConfigError(f"--flow {flow!r}: expected loop or train")
     from mlrig.config import find_config_file
@@ -72,9 +83,17 @@ def schedule_command(
     name = name or deployment_name(flow, settings.tracking.model_name)
     _connect(settings)
     if pool is not None:
-        from mlrig.pipeline.schedule import deploy_to_pool
+        from mlrig.pipeline.schedule import deploy_to_pool, relative_paths
 
-        done = deploy_to_pool(flow, name, spec, parameters, pool)
+        workdir = str(working_dir.resolve()) if working_dir else None
+        relative = relative_paths(settings)
+        if relative and workdir is None:
+            typer.echo(
+                f"warning   {', '.join(relative)} is relative: a worker resolves it in its own "
+                "working directory (a temporary one); give an absolute path or --working-dir",
+                err=True,
+            )
+        done = deploy_to_pool(flow, name, spec, parameters, pool, workdir)
         if done.pool_created:
             typer.echo(f"pool      {pool!r} was missing: created it (type process)", err=True)
         elif done.pool_type != "process":

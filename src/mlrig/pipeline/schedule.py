@@ -117,6 +117,15 @@ def refuse_secrets(parameters: dict[str, Any]) -> None:
         )
 
 
+def relative_paths(settings: Any) -> list[str]:
+    """Settings holding a relative file path, which a pool's worker would resolve in its own
+    working directory (a temporary one unless ``--working-dir``)."""
+    source = settings.data.source
+    if source and "://" not in source and not source.startswith("/"):
+        return [f"data.source {source!r}"]
+    return []
+
+
 def deployment_name(flow_key: str, model_name: str) -> str:
     return f"mlrig-{flow_key}-{model_name}"
 
@@ -220,11 +229,18 @@ class PoolDeployment:
 
 
 def deploy_to_pool(
-    flow_key: str, name: str, spec: ScheduleSpec, parameters: dict[str, Any], pool: str
+    flow_key: str,
+    name: str,
+    spec: ScheduleSpec,
+    parameters: dict[str, Any],
+    pool: str,
+    working_dir: str | None = None,
 ) -> PoolDeployment:
     """Register the deployment on work pool ``pool``; its workers (``prefect worker start
     --pool POOL``, where mlrig is importable) import the flow by module path, so no source
-    location is needed, and run it in a temporary directory (the parameters are absolute).
+    location is needed, and run it in ``working_dir`` (the job variable of Prefect's process
+    workers; it must exist on the worker's host), else in a temporary directory: the home and
+    config are passed as absolute paths, relative paths inside the config are not.
 
     A missing pool is created as a ``process`` pool with Prefect's default job template:
     mlrig's flows need mlrig and the home's files, i.e. a process on a host that has them,
@@ -261,6 +277,7 @@ def deploy_to_pool(
             concurrency_limit=_one_at_a_time(),
             entrypoint_type=_module_entrypoint(),
             work_pool_name=pool,
+            job_variables={"working_dir": working_dir} if working_dir else None,
             **_schedule_kwargs(spec),
         ),
     )
