@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -147,51 +146,12 @@ def test_pools_of_mlrig_deployments_and_their_workers(prefect_api: str, tmp_path
     assert stopped.returncode == 0, stopped.stderr
 
 
-EXPERIMENT = """
-import sys
-from mlflow import MlflowClient
-MlflowClient(sys.argv[1]).create_experiment("mlrig", artifact_location=sys.argv[2])
-"""
-
-
 @pytest.mark.slow
-def test_direct_s3_artifacts_need_credentials(tmp_path: Path, s3_store: S3Store) -> None:
-    home = tmp_path / "h"
-    home.mkdir()
-    location = s3_store.bucket("doctor") + "/artifacts"
-    subprocess.run(
-        [sys.executable, "-c", EXPERIMENT, f"sqlite:///{home / 'mlflow.db'}", location],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    args = ("doctor", "--json", "--home", str(home))
-    with_keys = run_cli(*args, env=s3_store.env)
-    assert with_keys.returncode == 0, with_keys.stdout + with_keys.stderr
-    artifacts = _checks(with_keys.stdout)["artifacts"]
-    assert artifacts["configured"].startswith(location)
-    assert "direct S3 access (bucket 'doctor'" in artifacts["detail"]
-
-    no_keys = {**s3_store.env, "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}
-    without = run_cli(*args, env=no_keys)
-    assert without.returncode == 4
-    artifacts = _checks(without.stdout)["artifacts"]
-    assert artifacts["status"] == "fail" and "no credentials" in artifacts["detail"]
-    assert (
-        "AWS_SECRET_ACCESS_KEY" in artifacts["fix"]
-        and "--artifacts-destination" in artifacts["fix"]
-    )
-
-    wrong = run_cli(*args, env={**s3_store.env, "AWS_SECRET_ACCESS_KEY": "wrong-secret-123"})
-    assert wrong.returncode == 4
-    assert _checks(wrong.stdout)["artifacts"]["status"] == "fail"
-    for done in (with_keys, without, wrong):
-        assert s3_store.secret not in done.stdout + done.stderr
-        assert "wrong-secret-123" not in done.stdout + done.stderr
-
-
-@pytest.mark.slow
-def test_artifacts_proxied_by_an_mlflow_server(tmp_path: Path) -> None:
+def test_artifacts_proxied_by_an_mlflow_server_or_direct_on_s3(
+    tmp_path: Path, s3_store: S3Store
+) -> None:
+    """One real MLflow server: its proxied default, and an experiment created with an s3://
+    location (clients then write to S3 directly and need credentials)."""
     import httpx
 
     from tests.conftest import BIN, wait_http
@@ -223,9 +183,6 @@ def test_artifacts_proxied_by_an_mlflow_server(tmp_path: Path) -> None:
         wait_http(f"{url}/health", server, 120, lambda: (tmp_path / "mlflow.log").read_text())
         env = {"MLFLOW_TRACKING_URI": url}
         args = ("doctor", "--json", "--home", str(tmp_path / "h"))
-        before = _checks(run_cli(*args, env=env).stdout)
-        assert before["tracking"]["status"] == "ok"
-        assert "not created yet" in before["artifacts"]["detail"]
         created = httpx.post(
             f"{url}/api/2.0/mlflow/experiments/create", json={"name": "mlrig"}, timeout=30
         )
@@ -235,6 +192,31 @@ def test_artifacts_proxied_by_an_mlflow_server(tmp_path: Path) -> None:
         artifacts = _checks(done.stdout)["artifacts"]
         assert artifacts["configured"].startswith("mlflow-artifacts:")
         assert "clients need no storage credentials" in artifacts["detail"]
+
+        location = s3_store.bucket("doctor") + "/artifacts"
+        body = {"name": "direct", "artifact_location": location}
+        created = httpx.post(f"{url}/api/2.0/mlflow/experiments/create", json=body, timeout=30)
+        assert created.status_code == 200, created.text
+        direct = {**env, "MLRIG_TRACKING__EXPERIMENT": "direct"}
+        with_keys = run_cli(*args, env={**direct, **s3_store.env})
+        assert with_keys.returncode == 0, with_keys.stdout + with_keys.stderr
+        artifacts = _checks(with_keys.stdout)["artifacts"]
+        assert artifacts["configured"].startswith(location)
+        assert "direct S3 access (bucket 'doctor'" in artifacts["detail"]
+        no_keys = {**s3_store.env, "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}
+        without = run_cli(*args, env={**direct, **no_keys})
+        assert without.returncode == 4
+        artifacts = _checks(without.stdout)["artifacts"]
+        assert artifacts["status"] == "fail" and "no credentials" in artifacts["detail"]
+        assert "AWS_SECRET_ACCESS_KEY" in artifacts["fix"]
+        assert "--artifacts-destination" in artifacts["fix"]
+        wrong_key = {**s3_store.env, "AWS_SECRET_ACCESS_KEY": "wrong-secret-123"}
+        wrong = run_cli(*args, env={**direct, **wrong_key})
+        assert wrong.returncode == 4
+        assert _checks(wrong.stdout)["artifacts"]["status"] == "fail"
+        for shown in (with_keys, without, wrong):
+            assert s3_store.secret not in shown.stdout + shown.stderr
+            assert "wrong-secret-123" not in shown.stdout + shown.stderr
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=30)
