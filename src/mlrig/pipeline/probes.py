@@ -32,9 +32,8 @@ from mlrig.pipeline.doctor import (
     targets,
     worker_fix,
 )
+from mlrig.pipeline.schedule import FLOW_NAMES  # light: Prefect is imported inside its functions
 from mlrig.redact import redact_text, redact_url
-
-FLOW_NAMES = ("mlrig-train", "mlrig-loop")  # = flows.TRAIN_FLOW, LOOP_FLOW
 
 
 def run_checks(
@@ -334,7 +333,7 @@ def _prefect(
 def _deployment_pools(client: httpx.Client, base: str) -> dict[str, list[str]]:
     """Work pool → names of mlrig's deployments on it."""
     flows = client.post(
-        f"{base}/flows/filter", json={"flows": {"name": {"any_": list(FLOW_NAMES)}}}
+        f"{base}/flows/filter", json={"flows": {"name": {"any_": list(FLOW_NAMES.values())}}}
     ).json()
     if not flows:
         return {}
@@ -358,7 +357,8 @@ def _pool(client: httpx.Client, base: str, pool: str, deployments: list[str]) ->
             f"create it: prefect work-pool create {pool} --type process (or mlrig schedule --pool)"
         )
         return Check(name, used, "fail", f"no work pool {pool!r} on the server", fix)
-    answer.raise_for_status()
+    if answer.status_code != 200:
+        return Check(name, used, "fail", f"reading the pool answered HTTP {answer.status_code}")
     workers = client.post(f"{base}/work_pools/{pool}/workers/filter", json={}).json()
     online = [w for w in workers if w.get("status") == "ONLINE"]
     kind = answer.json().get("type", "?")

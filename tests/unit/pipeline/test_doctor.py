@@ -101,3 +101,21 @@ def test_exit_code_and_rendering() -> None:
     shown = render(bad)
     assert "FAIL  predictions" in shown and "fix: fix it" in shown and "--    artifacts" in shown
     assert bad.as_dict()["ok"] is False
+
+
+def test_doctor_imports_neither_mlflow_nor_prefect(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from mlrig.cli.main import app\n"
+        f"done = CliRunner().invoke(app, ['doctor', '--home', {str(tmp_path / 'h')!r}])\n"
+        "heavy = [m for m in ('mlflow', 'prefect', 'pandas', 'sklearn') if m in sys.modules]\n"
+        "print('RESULT', done.exit_code, heavy)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "RESULT 0 []" in out.stdout, out.stdout + out.stderr
