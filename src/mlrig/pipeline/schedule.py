@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from mlrig.config import parse_duration
+from mlrig.config import Settings, parse_duration
 from mlrig.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ def refuse_secrets(parameters: dict[str, Any]) -> None:
         )
 
 
-def relative_paths(settings: Any) -> list[str]:
+def relative_paths(settings: Settings) -> list[str]:
     """Settings holding a relative file path, which a pool's worker would resolve in its own
     working directory (a temporary one unless ``--working-dir``)."""
     source = settings.data.source
