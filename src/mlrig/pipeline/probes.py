@@ -318,7 +318,9 @@ def _prefect(
         with httpx.Client(timeout=timeout, **_prefect_client_args(env)) as client:
             health = client.get(f"{base}/health")
             if health.status_code != 200:
-                problem = f"GET /health answered HTTP {health.status_code}"
+                problem = f"GET {redact_url(base)}/health answered HTTP {health.status_code}"
+                if health.status_code == 404 and not base.endswith("/api"):
+                    problem += " (Prefect's API URL ends in /api)"
                 return [Check("prefect", configured, "fail", problem, PREFECT_FIX)]
             used = _deployment_pools(client, base)
             checks = [Check("prefect", configured, "ok", "Prefect server answers")]
