@@ -146,17 +146,27 @@ def test_pools_of_mlrig_deployments_and_their_workers(prefect_api: str, tmp_path
     assert stopped.returncode == 0, stopped.stderr
 
 
+ADMIN_PASSWORD = "admin-pw-4c1e9"
+
+
 @pytest.mark.slow
 def test_artifacts_proxied_by_an_mlflow_server_or_direct_on_s3(
     tmp_path: Path, s3_store: S3Store
 ) -> None:
-    """One real MLflow server: its proxied default, and an experiment created with an s3://
-    location (clients then write to S3 directly and need credentials)."""
+    """One real MLflow server with basic auth: wrong credentials are said (never shown), its
+    proxied default, and an experiment created with an s3:// location (clients then write to
+    S3 directly and need credentials)."""
     import httpx
 
     from tests.conftest import BIN, wait_http
 
     port = free_port()
+    auth_ini = tmp_path / "auth.ini"
+    auth_ini.write_text(
+        "[mlflow]\ndefault_permission = READ\n"
+        f"database_uri = sqlite:///{tmp_path / 'auth.db'}\nadmin_username = admin\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
     log = (tmp_path / "mlflow.log").open("wb")
     server = subprocess.Popen(
         [
@@ -172,8 +182,16 @@ def test_artifacts_proxied_by_an_mlflow_server_or_direct_on_s3(
             str(port),
             "--workers",
             "1",
+            "--app-name",
+            "basic-auth",
         ],
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        env={
+            **os.environ,
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            "MLFLOW_AUTH_CONFIG_PATH": str(auth_ini),
+            "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": "doctor-test-flask-key",
+        },
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -181,10 +199,21 @@ def test_artifacts_proxied_by_an_mlflow_server_or_direct_on_s3(
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{url}/health", server, 120, lambda: (tmp_path / "mlflow.log").read_text())
-        env = {"MLFLOW_TRACKING_URI": url}
         args = ("doctor", "--json", "--home", str(tmp_path / "h"))
+        bad = {"MLFLOW_TRACKING_URI": url, "MLFLOW_TRACKING_USERNAME": "admin"}
+        refused = run_cli(*args, env={**bad, "MLFLOW_TRACKING_PASSWORD": "not-the-password"})
+        assert refused.returncode == 4, refused.stdout + refused.stderr
+        tracking = _checks(refused.stdout)["tracking"]
+        assert tracking["status"] == "fail" and "HTTP 401" in tracking["detail"]
+        assert "MLFLOW_TRACKING_PASSWORD" in tracking["detail"]
+        assert "not-the-password" not in refused.stdout + refused.stderr
+        env = {**bad, "MLFLOW_TRACKING_PASSWORD": ADMIN_PASSWORD}
+        admin = ("admin", ADMIN_PASSWORD)
         created = httpx.post(
-            f"{url}/api/2.0/mlflow/experiments/create", json={"name": "mlrig"}, timeout=30
+            f"{url}/api/2.0/mlflow/experiments/create",
+            json={"name": "mlrig"},
+            auth=admin,
+            timeout=30,
         )
         assert created.status_code == 200, created.text
         done = run_cli(*args, env=env)
@@ -195,7 +224,9 @@ def test_artifacts_proxied_by_an_mlflow_server_or_direct_on_s3(
 
         location = s3_store.bucket("doctor") + "/artifacts"
         body = {"name": "direct", "artifact_location": location}
-        created = httpx.post(f"{url}/api/2.0/mlflow/experiments/create", json=body, timeout=30)
+        created = httpx.post(
+            f"{url}/api/2.0/mlflow/experiments/create", json=body, auth=admin, timeout=30
+        )
         assert created.status_code == 200, created.text
         direct = {**env, "MLRIG_TRACKING__EXPERIMENT": "direct"}
         with_keys = run_cli(*args, env={**direct, **s3_store.env})
@@ -214,7 +245,8 @@ def test_artifacts_proxied_by_an_mlflow_server_or_direct_on_s3(
         wrong = run_cli(*args, env={**direct, **wrong_key})
         assert wrong.returncode == 4
         assert _checks(wrong.stdout)["artifacts"]["status"] == "fail"
-        for shown in (with_keys, without, wrong):
+        for shown in (done, with_keys, without, wrong):
+            assert ADMIN_PASSWORD not in shown.stdout + shown.stderr
             assert s3_store.secret not in shown.stdout + shown.stderr
             assert "wrong-secret-123" not in shown.stdout + shown.stderr
     finally:
