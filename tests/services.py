@@ -257,3 +257,53 @@ class S3Store:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=30)
+
+
+class PrefectWorker:
+    """A real `prefect worker start --pool POOL --type process` in a session of its own, importing
+    mlrig from the same source as the tests, in a working directory of its own."""
+
+    def __init__(self, api_url: str, pool: str, root: Path) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.log_path = root / "worker.log"
+        import sys
+
+        import mlrig
+
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("MLRIG_", "MLFLOW_"))},
+            "PREFECT_API_URL": api_url,
+            "PREFECT_HOME": str(root / "prefect-home"),
+            "PYTHONPATH": str(Path(mlrig.__file__).parents[1]),
+        }
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [
+                    str(Path(sys.executable).parent / "prefect"),
+                    "worker",
+                    "start",
+                    "--pool",
+                    pool,
+                    "--type",
+                    "process",
+                ],
+                env=env,
+                cwd=root,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        import signal
+
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)

@@ -184,8 +184,25 @@ def test_pool_deployment_is_registered_for_workers(prefect_api: str, tmp_path: P
     assert deployment["entrypoint"] == "mlrig.pipeline.flows.loop_flow"  # imported by workers
     assert deployment["schedules"][0]["schedule"]["cron"] == "0 3 * * *"
     assert deployment["concurrency_options"]["collision_strategy"] == "CANCEL_NEW"
-    missing = run_cli(*args, "--pool", "no-such-pool", env={"PREFECT_API_URL": prefect_api})
-    assert missing.returncode == 2 and "--pool 'no-such-pool'" in missing.stderr
+    # A missing pool is created, as a process pool, and said so.
+    missing = run_cli(*args, "--pool", "new-pool", env={"PREFECT_API_URL": prefect_api})
+    assert missing.returncode == 0, missing.stderr
+    assert "'new-pool' was missing: created it (type process)" in missing.stderr
+    created = httpx.get(f"{prefect_api}/work_pools/new-pool", timeout=10).json()
+    assert created["type"] == "process"
+    assert created["base_job_template"]["job_configuration"]["command"]  # Prefect's default
+
+
+def test_unreachable_prefect_api_is_named_with_its_fix(tmp_path: Path) -> None:
+    from tests.services import free_port
+
+    url = f"http://u:SECRET@127.0.0.1:{free_port()}/api"
+    args = ("schedule", "--every", "1h", "--pool", "p", "--home", str(tmp_path / "h"))
+    done = run_cli(*args, env={"PREFECT_API_URL": url}, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "no Prefect server answers there" in done.stderr
+    assert "prefect server start" in done.stderr
+    assert "SECRET" not in done.stderr + done.stdout
 
 
 HOLD = """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -41,6 +42,14 @@ def schedule_command(
         str | None,
         typer.Option("--pool", help="Deploy to this work pool instead of serving here."),
     ] = None,
+    working_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--working-dir",
+            help="With --pool: the directory the worker runs flows in (on the worker's host; "
+            "relative paths in the config resolve there); default a temporary one.",
+        ),
+    ] = None,
     model_name: Annotated[
         str | None, typer.Option("--model-name", help="Registered model name.")
     ] = None,
@@ -56,6 +65,8 @@ def schedule_command(
         if every is not None or cron is not None:
             raise ConfigError("--every/--cron schedule a flow: give them without a subcommand")
         return
+    if working_dir is not None and pool is None:
+        raise ConfigError("--working-dir is for --pool (a worker's directory); not without it")
     if flow not in ("loop", "train"):
         raise ConfigError(f"--flow {flow!r}: expected loop or train")
     from mlrig.config import find_config_file
@@ -72,13 +83,32 @@ def schedule_command(
     name = name or deployment_name(flow, settings.tracking.model_name)
     _connect(settings)
     if pool is not None:
-        from mlrig.pipeline.schedule import deploy_to_pool
+        from mlrig.pipeline.schedule import deploy_to_pool, relative_paths
 
-        deployment_id = deploy_to_pool(flow, name, spec, parameters, pool)
+        workdir = str(working_dir.resolve()) if working_dir else None
+        relative = relative_paths(settings)
+        if relative and workdir is None:
+            typer.echo(
+                f"warning   {', '.join(relative)} is relative: a worker resolves it in its own "
+                "working directory (a temporary one); give an absolute path or --working-dir",
+                err=True,
+            )
+        done = deploy_to_pool(flow, name, spec, parameters, pool, workdir)
+        if done.pool_created:
+            typer.echo(f"pool      {pool!r} was missing: created it (type process)", err=True)
+        elif done.pool_type != "process":
+            typer.echo(
+                f"warning   pool {pool!r} is of type {done.pool_type!r}: its workers must be "
+                "able to import mlrig and reach the home's files; a process pool is the "
+                "tested setup",
+                err=True,
+            )
         typer.echo(
             f"schedule  {name}: flow {flow} {spec.describe()} on work pool {pool!r} "
-            f"(deployment {deployment_id})\n"
-            f"next      start a worker where mlrig is installed: prefect worker start --pool {pool}",
+            f"(deployment {done.id})\n"
+            f"next      where mlrig is installed, with PREFECT_API_URL set: "
+            f"prefect worker start --pool {pool} --type {done.pool_type}\n"
+            f"check     mlrig doctor --pool {pool}  (says whether a worker polls it)",
             err=True,
         )
         return
@@ -177,9 +207,17 @@ def server_stop_command(config: ConfigOpt = None, home: HomeOpt = None) -> None:
 
 def _connect(settings: Any) -> Any:
     """The Prefect server (the team's, or the local one started or reused), announced once."""
-    from mlrig.pipeline.prefect_server import ensure_server
+    from mlrig.pipeline.prefect_server import ensure_server, healthy
 
     quiet_libraries()
     server = ensure_server(settings)
+    if server.pid is None and not healthy(server.api_url):
+        from mlrig.errors import ConfigError
+
+        raise ConfigError(
+            f"PREFECT_API_URL {server.api_url}: no Prefect server answers there; start one "
+            "(`prefect server start`) or fix PREFECT_API_URL (unset it for a local server "
+            "under the mlrig home)"
+        )
     typer.echo(server.describe(), err=True)
     return server

@@ -26,6 +26,7 @@ import httpx
 
 from mlrig.config import Settings
 from mlrig.errors import ConfigError
+from mlrig.redact import redact_url
 
 DEFAULT_PORT = 4200  # Prefect's own default, when free
 START_TIMEOUT_S = 180.0  # start-up takes 10–60 s on this machine (database migrations, UI)
@@ -44,7 +45,7 @@ class PrefectServer:
 
     def describe(self) -> str:
         if self.pid is None:
-            return f"Prefect server {self.api_url} (PREFECT_API_URL)"
+            return f"Prefect server {redact_url(self.api_url)} (PREFECT_API_URL)"
         verb = "started" if self.started else "reusing"
         return (
             f"Prefect server: {verb} local {self.api_url} (pid {self.pid}, data in {self.home}); "

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from mlrig.config import parse_duration
+from mlrig.config import Settings, parse_duration
 from mlrig.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -117,6 +117,15 @@ def refuse_secrets(parameters: dict[str, Any]) -> None:
         )
 
 
+def relative_paths(settings: Settings) -> list[str]:
+    """Settings holding a relative file path, which a pool's worker would resolve in its own
+    working directory (a temporary one unless ``--working-dir``)."""
+    source = settings.data.source
+    if source and "://" not in source and not source.startswith("/"):
+        return [f"data.source {source!r}"]
+    return []
+
+
 def deployment_name(flow_key: str, model_name: str) -> str:
     return f"mlrig-{flow_key}-{model_name}"
 
@@ -209,27 +218,54 @@ async def _serve_until_deleted(runner: Runner, deployment_id: Any) -> str:
     return ended
 
 
+@dataclass(frozen=True)
+class PoolDeployment:
+    """A deployment registered on a work pool, and what happened to the pool."""
+
+    id: str
+    pool: str
+    pool_type: str
+    pool_created: bool  # the pool was missing and was created (type process)
+
+
 def deploy_to_pool(
-    flow_key: str, name: str, spec: ScheduleSpec, parameters: dict[str, Any], pool: str
-) -> str:
+    flow_key: str,
+    name: str,
+    spec: ScheduleSpec,
+    parameters: dict[str, Any],
+    pool: str,
+    working_dir: str | None = None,
+) -> PoolDeployment:
     """Register the deployment on work pool ``pool``; its workers (``prefect worker start
-    --pool POOL``, where mlrig is installed) import the flow by module path, so no source
-    location is needed. Returns the deployment id. Raises ConfigError when the pool does not
-    exist."""
+    --pool POOL``, where mlrig is importable) import the flow by module path, so no source
+    location is needed, and run it in ``working_dir`` (the job variable of Prefect's process
+    workers; it must exist on the worker's host), else in a temporary directory: the home and
+    config are passed as absolute paths, relative paths inside the config are not.
+
+    A missing pool is created as a ``process`` pool with Prefect's default job template:
+    mlrig's flows need mlrig and the home's files, i.e. a process on a host that has them,
+    and a typo is caught by ``mlrig doctor`` (no worker polls the new pool)."""
     from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+    from prefect.workers.process import ProcessWorker
 
     from mlrig.pipeline.flows import FLOWS
 
     refuse_secrets(parameters)
+    created = False
     with get_client(sync_client=True) as client:
         try:
-            client.read_work_pool(pool)
+            found = client.read_work_pool(pool)
         except ObjectNotFound:
-            raise ConfigError(
-                f"--pool {pool!r}: no such work pool on {client.api_url}; create it with "
-                f"`prefect work-pool create {pool} --type process`"
-            ) from None
+            template = ProcessWorker.get_default_base_job_template()
+            try:
+                found = client.create_work_pool(
+                    WorkPoolCreate(name=pool, type="process", base_job_template=template)
+                )
+                created = True
+            except ObjectAlreadyExists:  # another command created it meanwhile
+                found = client.read_work_pool(pool)
     # Flow.deploy() would also list the pool's workers, a request this server stack refuses
     # (422, see _filter); to_deployment + apply register the same deployment.
     deployment = cast(
@@ -241,10 +277,12 @@ def deploy_to_pool(
             concurrency_limit=_one_at_a_time(),
             entrypoint_type=_module_entrypoint(),
             work_pool_name=pool,
+            job_variables={"working_dir": working_dir} if working_dir else None,
             **_schedule_kwargs(spec),
         ),
     )
-    return str(deployment.apply(work_pool_name=pool))
+    deployment_id = deployment.apply(work_pool_name=pool)
+    return PoolDeployment(str(deployment_id), pool, str(found.type), created)
 
 
 def list_deployments(runs: int = 5) -> list[DeploymentInfo]:
