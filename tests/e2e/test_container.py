@@ -20,7 +20,8 @@ import pytest
 from tests.conftest import WINE_ROW, predictor_of, stored_ids
 from tests.services import free_port
 
-pytestmark = pytest.mark.slow
+# A first build on a fresh machine downloads and installs ≈200 wheels: minutes, not seconds.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 ROOT = Path(__file__).resolve().parents[2]
 RELEASE = "bookworm"
