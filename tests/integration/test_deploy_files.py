@@ -125,6 +125,48 @@ def test_prefect_worker_command_parses_with_prefect_cli() -> None:
     assert bound.arguments == {"work_pool_name": "mlrig", "worker_type": "process"}
 
 
+def test_services_select_their_pods_and_probes_hit_real_ports() -> None:
+    docs = list(_k8s_docs())
+    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+    for svc in (d for d in docs if d["kind"] == "Service"):
+        pods = [
+            d["spec"]["template"]
+            for d in deployments.values()
+            if svc["spec"]["selector"].items()
+            <= d["spec"]["template"]["metadata"]["labels"].items()
+        ]
+        assert pods, f"Service {svc['metadata']['name']} selects no Deployment's pods"
+        ports = {p["name"] for c in pods[0]["spec"]["containers"] for p in c.get("ports", [])}
+        for port in svc["spec"]["ports"]:
+            assert port["targetPort"] in ports, f"{svc['metadata']['name']}: {port['targetPort']}"
+    serve = deployments["mlrig-serve"]["spec"]["template"]["spec"]["containers"][0]
+    assert serve["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert serve["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert serve["ports"][0]["containerPort"] == int(
+        serve["args"][serve["args"].index("--port") + 1]
+    )
+
+
+def test_tracking_clients_use_a_host_the_server_allows() -> None:
+    """MLflow >= 3.5 answers 403 to a Host header it was not told about (shared/FACTS.md)."""
+    services = _compose()["services"]
+    args = services["mlflow"]["command"]
+    allowed = set(args[args.index("--allowed-hosts") + 1].split(","))
+    config = next(d for d in _k8s_docs() if d["kind"] == "ConfigMap")
+    uris = [config["data"]["MLFLOW_TRACKING_URI"]] + [
+        svc["environment"]["MLFLOW_TRACKING_URI"]
+        for svc in services.values()
+        if "MLFLOW_TRACKING_URI" in (svc.get("environment") or {})
+    ]
+    k8s_args = next(
+        d for d in _k8s_docs() if d["metadata"]["name"] == "mlflow" and d["kind"] == "Deployment"
+    )["spec"]["template"]["spec"]["containers"][0]["args"]
+    allowed_k8s = set(k8s_args[k8s_args.index("--allowed-hosts") + 1].split(","))
+    for uri in uris:
+        host_port = uri.split("://", 1)[1].split("/", 1)[0]
+        assert host_port in allowed and host_port in allowed_k8s, f"{uri}: Host not allowed"
+
+
 def test_passwords_come_only_from_required_variables() -> None:
     """No default or literal password in the compose file, no Secret with data in git."""
     text = (DEPLOY / "compose.yaml").read_text()
