@@ -11,7 +11,7 @@ import sys
 import typer
 
 from mlrig._version import __version__
-from mlrig.cli import loop, models, monitor, predictions, run, schedule, serve, tune, ui
+from mlrig.cli import loop, models, monitor, predictions, run, schedule, serve, server, tune, ui
 from mlrig.errors import MlrigError
 
 app = typer.Typer(
@@ -28,6 +28,7 @@ app.command("serve")(serve.serve_command)
 app.command("monitor")(monitor.monitor_command)
 app.command("retrain")(loop.retrain_command)
 app.command("loop")(loop.loop_command)
+app.command("server")(server.server_command)
 app.add_typer(models.app, name="models")
 app.add_typer(predictions.app, name="predictions")
 app.add_typer(schedule.app, name="schedule")
