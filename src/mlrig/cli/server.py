@@ -101,6 +101,8 @@ def server_command(
     typer.echo(f"export MLFLOW_TRACKING_URI={spec.tracking_uri}")
     if auth:
         typer.echo(f"export MLFLOW_TRACKING_USERNAME={admin.username}  # or another user")
-        typer.echo(f"export MLFLOW_TRACKING_PASSWORD=…  # that user's password ({server.ADMIN_PASSWORD_ENV} for the admin)")
+        typer.echo(
+            f"export MLFLOW_TRACKING_PASSWORD=…  # that user's password ({server.ADMIN_PASSWORD_ENV} for the admin)"
+        )
     code = server.run_foreground(server.server_argv(spec), server.server_env(spec, env, key))
     raise typer.Exit(code)

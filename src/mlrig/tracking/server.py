@@ -17,6 +17,7 @@ and runs it in the foreground. What it decides on top of MLflow's defaults, and 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -187,10 +188,8 @@ def run_foreground(argv: list[str], env: dict[str, str]) -> int:
     child = subprocess.Popen(argv, env=env, start_new_session=True)
 
     def forward(signum: int, _frame: FrameType | None) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, signum)
-        except ProcessLookupError:
-            pass
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -201,8 +200,6 @@ def run_foreground(argv: list[str], env: dict[str, str]) -> int:
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGKILL)
     # a group member (a uvicorn worker) may outlive its parent: end it with the server
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(child.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
     return 128 - code if code < 0 else code
