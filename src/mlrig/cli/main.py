@@ -58,6 +58,13 @@ def main() -> None:
         # the last line of defence: a message quoting a URL never shows its credentials
         sys.stderr.write(f"error: {redact_text(str(exc))}\n")
         sys.exit(exc.exit_code)
+    except Exception as exc:  # an MLflow server lost mid-command: named, no traceback
+        from mlrig.tracking.store import lost_server_error
+
+        if (lost := lost_server_error(exc)) is None:
+            raise
+        sys.stderr.write(f"error: {lost}\n")
+        sys.exit(lost.exit_code)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)

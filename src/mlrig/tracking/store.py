@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Literal
@@ -29,6 +30,17 @@ _FIRST_DELAY_S = 0.5
 # Failures that a retry cannot fix: the store answered, and said no.
 _FINAL = ("authentication failed", "does not exist", "access denied", "no password supplied")
 
+# MLflow's client retries each request to a server 7 times, 2 s doubling (≈4 min per call,
+# measured: a run whose server went away hung > 4 min through its failure path). Bounded
+# here to ≈15 s per call (1+2+4+8 s), enough for a server restart; the user's values win.
+_SERVER_RETRIES = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+}
+# What MLflow's HTTP client says when a server it was using stops answering.
+_LOST = ("max retries exceeded", "connection refused", "failed to establish a new connection")
+_SERVER_URL = re.compile(r"https?://[^\s/'\"]+")
+
 # URIs already found reachable in this process: a run opens many clients on one store.
 _REACHABLE: set[str] = set()
 
@@ -43,6 +55,12 @@ def open_client(settings: Settings) -> MlflowClient:
     used side by side in one process. Raises TrackingError naming the store.
     """
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if (
+        store_kind(settings.tracking_uri) == "server"
+        or store_kind(settings.registry_uri) == "server"
+    ):
+        for name, value in _SERVER_RETRIES.items():
+            os.environ.setdefault(name, value)
     from mlflow import MlflowClient
 
     if settings.tracking_uri.startswith("sqlite:") or settings.registry_uri.startswith("sqlite:"):
@@ -285,6 +303,30 @@ def direct_storage(tracking_uri: str, artifact_location: str, env: Mapping[str, 
         "client has no AWS credentials; use a new experiment (tracking.experiment / "
         "MLRIG_TRACKING__EXPERIMENT) created through `mlrig server`, whose artifacts are "
         "proxied (mlflow-artifacts:/), or give this client S3 credentials"
+    )
+
+
+def lost_server_error(exc: BaseException) -> TrackingError | None:
+    """A TrackingError for an MLflow server that stopped answering in the middle of a command
+    (MLflow raises its own exception, or requests' ConnectionError, after its retries), naming
+    the server (credentials masked); None for any other exception. Whatever the command had
+    registered keeps a pending or failed record (tracking.registry), never champion."""
+    seen: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and link not in seen:
+        seen.append(link)
+        link = link.__cause__ or link.__context__
+    texts = [str(e) for e in seen]
+    if not any(any(m in t.lower() for m in _LOST) for t in texts):
+        return None
+    if not any(type(e).__module__.split(".")[0] in ("mlflow", "requests", "urllib3") for e in seen):
+        return None
+    found = next((m.group(0) for t in texts if (m := _SERVER_URL.search(t))), None)
+    where = found or os.environ.get("MLFLOW_TRACKING_URI", "the MLflow tracking server")
+    return TrackingError(
+        f"tracking store {redact_url(where)}: the server stopped answering during the command "
+        f"(connection refused after retries); nothing it left is marked complete or champion; "
+        f"{_hint('server')}, then run the command again"
     )
 
 
