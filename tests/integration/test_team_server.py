@@ -92,7 +92,7 @@ def maria_server(
 
 def _json(*args: str, env: dict[str, str], code: int = 0) -> dict[str, Any]:
     done = run_cli(*args, "--json", env=env, timeout=300)
-    assert done.returncode == code, done.stderr[-3000:]
+    assert done.returncode == code and done.stdout, done.stderr[-3000:]
     return json.loads(done.stdout)  # type: ignore[no-any-return]
 
 

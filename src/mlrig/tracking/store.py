@@ -33,9 +33,12 @@ _FINAL = ("authentication failed", "does not exist", "access denied", "no passwo
 # MLflow's client retries each request to a server 7 times, 2 s doubling (≈4 min per call,
 # measured: a run whose server went away hung > 4 min through its failure path). Bounded
 # here to ≈15 s per call (1+2+4+8 s), enough for a server restart; the user's values win.
-_SERVER_RETRIES = {
+_SERVER_CLIENT_ENV = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    # MLflow prints "🏃 View run … at: http://…" on stdout when a run ends on a server: it
+    # would break every `--json` output; the CLI shows the run itself
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
 }
 # What MLflow's HTTP client says when a server it was using stops answering.
 _LOST = ("max retries exceeded", "connection refused", "failed to establish a new connection")
@@ -59,7 +62,7 @@ def open_client(settings: Settings) -> MlflowClient:
         store_kind(settings.tracking_uri) == "server"
         or store_kind(settings.registry_uri) == "server"
     ):
-        for name, value in _SERVER_RETRIES.items():
+        for name, value in _SERVER_CLIENT_ENV.items():
             os.environ.setdefault(name, value)
     from mlflow import MlflowClient
 
