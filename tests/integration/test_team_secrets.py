@@ -101,7 +101,7 @@ def test_no_password_in_outputs_mlflow_records_or_process_arguments(
             outputs.append(answer.text)
         finally:
             serve.stop()
-            outputs.append(serve.output())
+            outputs.append(Path(serve.log.name).read_text())
         refused = run_cli("run", "--home", str(home), "--quiet",
                           env={**env, "MLFLOW_TRACKING_PASSWORD": "not-" + ADMIN_PASSWORD})  # fmt: skip
         assert refused.returncode == 4

@@ -162,8 +162,9 @@ def test_postgres_s3_chain_run_serve_feedback_monitor_loop_without_storage_crede
     s3: Any = s3_store.client()
     keys = _bucket_keys(s3_store, "artifacts/")
     for version in ("1", "2"):
-        run_id = client.get_model_version(MODEL, version).run_id
-        mlmodel = [k for k in keys if run_id in k and k.endswith("/MLmodel")]
+        mv = client.get_model_version(MODEL, version)
+        run_id, model_id = mv.run_id, mv.source.rsplit("/", 1)[-1]  # models:/<model id>
+        mlmodel = [k for k in keys if model_id in k and k.endswith("/MLmodel")]
         assert mlmodel, (version, keys[:20])
         body = s3.get_object(Bucket=BUCKET, Key=mlmodel[0])["Body"].read().decode()
         assert "flavors:" in body and run_id in body

@@ -82,7 +82,7 @@ def server_command(
         auth_config = server.write_auth_config(
             home_dir / server.AUTH_CONFIG_NAME,
             admin,
-            server.auth_database_uri(backend, home_dir),
+            server.auth_database_uri(backend, home_dir, env),
         )
     spec = server.ServerSpec(
         backend_uri=backend,

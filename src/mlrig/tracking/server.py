@@ -35,6 +35,7 @@ ADMIN_PASSWORD_ENV = "MLRIG_SERVER_ADMIN_PASSWORD"
 SECRET_KEY_ENV = "MLFLOW_FLASK_SERVER_SECRET_KEY"
 BACKEND_ENV = "MLFLOW_BACKEND_STORE_URI"
 ARTIFACTS_ENV = "MLFLOW_ARTIFACTS_DESTINATION"
+AUTH_DATABASE_ENV = "MLRIG_SERVER_AUTH_DATABASE_URI"
 AUTH_CONFIG_NAME = "basic_auth.ini"
 # The admin password older MLflow versions shipped in basic_auth.ini (GHSA-gq3w-7jj3-x7gr).
 _PUBLIC_DEFAULT_PASSWORD = "password1234"
@@ -115,13 +116,17 @@ def secret_key(env: Mapping[str, str], workers: int | None) -> str:
     return secrets.token_hex(32)
 
 
-def auth_database_uri(backend_uri: str, home: Path) -> str:
-    """Where the auth app keeps its users: the backend's own database when it is a server
-    database (replicas share it; MLflow versions those tables apart, ``alembic_version_auth``),
-    else SQLite in the home."""
-    if backend_uri.startswith("sqlite:") or "://" not in backend_uri:
-        return f"sqlite:///{home / 'basic_auth.db'}"
-    return backend_uri
+def auth_database_uri(backend_uri: str, home: Path, env: Mapping[str, str]) -> str:
+    """Where the auth app keeps its users: ``MLRIG_SERVER_AUTH_DATABASE_URI``; else the
+    backend's own database when it is PostgreSQL (replicas share it; MLflow versions those
+    tables apart, ``alembic_version_auth``); else SQLite in the home. Not MySQL/MariaDB: the
+    auth schema names two foreign keys ``fk_user_id``, which InnoDB refuses in one database
+    (errno 121, measured with MariaDB and mlflow 3.17)."""
+    if chosen := env.get(AUTH_DATABASE_ENV):
+        return chosen
+    if backend_uri.split(":", 1)[0].split("+", 1)[0].lower() == "postgresql":
+        return backend_uri
+    return f"sqlite:///{home / 'basic_auth.db'}"
 
 
 def write_auth_config(path: Path, admin: AdminCredentials, database_uri: str) -> Path:
