@@ -9,8 +9,8 @@ and runs it in the foreground. What it decides on top of MLflow's defaults, and 
   click option reads), never its argv: ``ps`` shows every user the arguments of a process;
 - ``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false``: the job runner costs 7 more processes and
   ≈1.8 GB (9 processes / 2.3 GB against 2 / 480 MB, shared/FACTS.md) and mlrig submits no job;
-- ``--allowed-hosts`` replaces MLflow's default (localhost and private IPs), so the default
-  here keeps localhost and adds the bind host; compose/Kubernetes names are added by the user;
+- ``--allowed-hosts`` replaces MLflow's default (localhost and private IPs), so mlrig passes
+  that default plus the bind host; compose/Kubernetes names are added by the user;
 - ``--auth`` runs MLflow's ``basic-auth`` app with an admin from the environment: MLflow's
   historical default password is public and refused here as it is by MLflow.
 """
@@ -40,6 +40,9 @@ AUTH_CONFIG_NAME = "basic_auth.ini"
 # The admin password older MLflow versions shipped in basic_auth.ini (GHSA-gq3w-7jj3-x7gr).
 _PUBLIC_DEFAULT_PASSWORD = "password1234"
 _LOCAL_NAMES = ("localhost", "127.0.0.1")
+# MLflow's own default keeps private IPv4 addresses (RFC 1918): a pod or a compose network
+# reaches the server by address too; --allowed-hosts would otherwise drop them.
+_PRIVATE_IPS = ["10.*", "192.168.*", *(f"172.{n}.*" for n in range(16, 32))]
 
 
 @dataclass(frozen=True)
@@ -72,12 +75,14 @@ class ServerSpec:
 
 
 def allowed_hosts(host: str, port: int, extra: str | None) -> tuple[str, ...]:
-    """Host headers the server accepts: localhost and 127.0.0.1 (any port), the bind host
-    (unless a wildcard) with and without the port, and ``extra`` (comma-separated, as given,
+    """Host headers the server accepts: localhost and 127.0.0.1 (any port), private IPv4
+    addresses (MLflow's default), the bind host (unless a wildcard) with and without the
+    port, and ``extra`` (comma-separated, as given,
     e.g. ``mlflow,mlflow:5000`` for a compose/Kubernetes service name)."""
     names: list[str] = []
     for name in _LOCAL_NAMES:
         names += [name, f"{name}:*"]
+    names += _PRIVATE_IPS
     if host not in ("0.0.0.0", "::", "", *_LOCAL_NAMES):
         names += [host, f"{host}:{port}"]
     names += [h.strip() for h in (extra or "").split(",") if h.strip()]
