@@ -192,11 +192,6 @@ def test_mariadb_with_auth_run_serve_predict_loop_and_a_clear_error_without_cred
         serve.stop()
     looped = _json("loop", "--home", str(home), env=env)
     assert looped["outcome"] == "no_retrain", looped
-    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
-        monkeypatch.setenv(name, env[name])  # MLflow's client reads them from the environment
-    run_id = _mlflow(uri).get_model_version(MODEL, "1").run_id
-    assert any(run_id in k for k in _bucket_keys(s3_store, "maria/"))
-
     for creds, said in (({}, "requires authentication"), (
         {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": "wrong-Passw0rd-1"},
         "refused the credentials",
@@ -207,6 +202,11 @@ def test_mariadb_with_auth_run_serve_predict_loop_and_a_clear_error_without_cred
         assert f"tracking store {uri}: HTTP 401: the server {said}" in refused.stderr
         assert "set MLFLOW_TRACKING_USERNAME/PASSWORD" in refused.stderr
         assert "Traceback" not in refused.stderr and ADMIN_PASSWORD not in refused.stderr
+
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.setenv(name, env[name])  # MLflow's client reads them from the environment
+    run_id = _mlflow(uri).get_model_version(MODEL, "1").run_id
+    assert any(run_id in k for k in _bucket_keys(s3_store, "maria/"))
 
 
 def test_auth_refuses_to_start_without_an_admin_password_or_with_the_public_default(
@@ -230,10 +230,6 @@ def test_a_service_host_header_needs_allowed_hosts(
     assert refused.status_code == 403 and "Host header" in refused.text
     accepted = httpx.get(pg_server.uri + SEARCH, headers=headers)
     assert accepted.status_code == 200, accepted.text
-    # a client reaching the server by a refused name is told what to change
-    done = run_cli("run", "--quiet", env={"MLFLOW_TRACKING_URI": maria_server.uri.replace(
-        "127.0.0.1", "127.0.0.2")})  # fmt: skip
-    assert done.returncode == 4 and "--allowed-hosts" in done.stderr, done.stderr
 
 
 def test_an_unreachable_backend_fails_with_exit_4_naming_it_without_its_password(

@@ -103,3 +103,11 @@ def test_a_lost_server_is_named_and_other_errors_pass_through() -> None:
     assert lost is not None and "tracking store http://u:***@127.0.0.1:5099" in str(lost)
     assert lost.exit_code == 4
     assert lost_server_error(ValueError("connection refused")) is None
+
+
+def test_refusals_say_what_to_set() -> None:
+    from mlrig.tracking.store import _refusal
+
+    host = _refusal(403, "Invalid Host header - possible DNS rebinding attack detected")
+    assert "--allowed-hosts" in host
+    assert "set MLFLOW_TRACKING_USERNAME/PASSWORD" in _refusal(401, "You are not authenticated")
