@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -340,3 +341,58 @@ def prediction_store(home: Path) -> PredictionStore:
     store = PredictionStore(f"sqlite:///{home / 'predictions.db'}")
     store.create_schema()
     return store
+
+
+class TrackingServer:
+    """A real `mlrig server` (MLflow's tracking server) on 127.0.0.1 with one worker; ``env``
+    is the server's own (storage credentials, backend URL), never the clients'."""
+
+    def __init__(
+        self,
+        home: Path,
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+        port: int | None = None,
+    ) -> None:
+        self.home, self.env, self.args = home, env or {}, args
+        self.port = port or free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        home.mkdir(parents=True, exist_ok=True)
+        self.log_path = home.parent / f"mlflow-server-{self.port}.log"
+        self.proc = self._start()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        full_env = {
+            k: v for k, v in os.environ.items() if not k.startswith("MLRIG_") and k not in _SCRUB
+        }
+        full_env.update(self.env)
+        with self.log_path.open("a") as log:
+            return subprocess.Popen(
+                [MLRIG, "server", "--home", str(self.home), "--port", str(self.port),
+                 "--workers", "1", *self.args],
+                env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        wait_http(f"{self.uri}/health", self.proc, timeout, self.output)
+
+    def output(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self, sig: int = 15) -> int:
+        """Signal ``mlrig server`` (it forwards to MLflow) and wait; its exit code."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+                self.proc.wait()
+        with contextlib.suppress(ProcessLookupError):  # nothing of the group may outlive it
+            os.killpg(self.proc.pid, 9)
+        return self.proc.returncode
+
+    def restart(self) -> None:
+        self.stop()
+        self.proc = self._start()
+        self.wait_ready()

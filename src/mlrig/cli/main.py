@@ -11,7 +11,19 @@ import sys
 import typer
 
 from mlrig._version import __version__
-from mlrig.cli import doctor, loop, models, monitor, predictions, run, schedule, serve, tune, ui
+from mlrig.cli import (
+    doctor,
+    loop,
+    models,
+    monitor,
+    predictions,
+    run,
+    schedule,
+    serve,
+    server,
+    tune,
+    ui,
+)
 from mlrig.errors import MlrigError
 
 app = typer.Typer(
@@ -28,6 +40,7 @@ app.command("serve")(serve.serve_command)
 app.command("monitor")(monitor.monitor_command)
 app.command("retrain")(loop.retrain_command)
 app.command("loop")(loop.loop_command)
+app.command("server")(server.server_command)
 app.command("doctor")(doctor.doctor_command)
 app.add_typer(models.app, name="models")
 app.add_typer(predictions.app, name="predictions")
@@ -58,6 +71,13 @@ def main() -> None:
         # the last line of defence: a message quoting a URL never shows its credentials
         sys.stderr.write(f"error: {redact_text(str(exc))}\n")
         sys.exit(exc.exit_code)
+    except Exception as exc:  # an MLflow server lost mid-command: named, no traceback
+        from mlrig.tracking.store import lost_server_error
+
+        if (lost := lost_server_error(exc)) is None:
+            raise
+        sys.stderr.write(f"error: {lost}\n")
+        sys.exit(lost.exit_code)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)

@@ -73,13 +73,24 @@ def register_version(
             client.create_registered_model(name)
         with _process_tracking_uri(client.tracking_uri):
             mv = client.create_model_version(
-                name, model_uri, run_id=run_id, tags=dict(tags) if tags else None
+                name,
+                model_uri,
+                run_id=run_id,
+                tags=dict(tags) if tags else None,
+                # an MLflow server refuses a models:/<id> source without its model id
+                model_id=_logged_model_id(model_uri),
             )
     except MlflowException as exc:
         raise TrackingError(
             f"registered model {name!r}: cannot register {model_uri} ({exc})"
         ) from exc
     return str(mv.version)
+
+
+def _logged_model_id(model_uri: str) -> str | None:
+    """The logged model's id in a ``models:/<model_id>`` URI (not ``models:/name/version``)."""
+    rest = model_uri.removeprefix("models:/")
+    return rest if rest != model_uri and "/" not in rest and "@" not in rest else None
 
 
 @contextlib.contextmanager

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Literal
 
 from mlrig.config import Settings
@@ -29,6 +30,20 @@ _FIRST_DELAY_S = 0.5
 # Failures that a retry cannot fix: the store answered, and said no.
 _FINAL = ("authentication failed", "does not exist", "access denied", "no password supplied")
 
+# MLflow's client retries each request to a server 7 times, 2 s doubling (≈4 min per call,
+# measured: a run whose server went away hung > 4 min through its failure path). Bounded
+# here to ≈15 s per call (1+2+4+8 s), enough for a server restart; the user's values win.
+_SERVER_CLIENT_ENV = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    # MLflow prints "🏃 View run … at: http://…" on stdout when a run ends on a server: it
+    # would break every `--json` output; the CLI shows the run itself
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+}
+# What MLflow's HTTP client says when a server it was using stops answering.
+_LOST = ("max retries exceeded", "connection refused", "failed to establish a new connection")
+_SERVER_URL = re.compile(r"https?://[^\s/'\"]+")
+
 # URIs already found reachable in this process: a run opens many clients on one store.
 _REACHABLE: set[str] = set()
 
@@ -43,6 +58,12 @@ def open_client(settings: Settings) -> MlflowClient:
     used side by side in one process. Raises TrackingError naming the store.
     """
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if (
+        store_kind(settings.tracking_uri) == "server"
+        or store_kind(settings.registry_uri) == "server"
+    ):
+        for name, value in _SERVER_CLIENT_ENV.items():
+            os.environ.setdefault(name, value)
     from mlflow import MlflowClient
 
     if settings.tracking_uri.startswith("sqlite:") or settings.registry_uri.startswith("sqlite:"):
@@ -105,10 +126,12 @@ def probe_store(
     attempt = _connect_database if kind == "database" else _request_server
     delays = retry_delays(retries)
     shown = redact_url(uri)
+    problem = ""
     for n in range(retries + 1):
-        problem, final = attempt(uri, timeout_s)
-        if problem is None:
+        found, final = attempt(uri, timeout_s)
+        if found is None:
             return
+        problem = found
         if final or n == retries:
             break
         log.warning(
@@ -121,6 +144,8 @@ def probe_store(
             retries + 1,
         )
         sleep(delays[n])
+    if problem.startswith("HTTP "):  # the server answered and refused: no connection advice
+        raise TrackingError(f"{what} {shown}: {problem}")
     tries = "" if final else f" after {n + 1} attempt{'s' if n else ''}"
     raise TrackingError(f"{what} {shown}: cannot connect{tries} ({problem}); {_hint(kind)}")
 
@@ -173,34 +198,139 @@ def _timeout_args(uri: str, timeout_s: float) -> dict[str, object]:
 
 
 def _request_server(uri: str, timeout_s: float) -> tuple[str | None, bool]:
-    """One GET of the server's /health: any HTTP answer means it is there (authentication and
-    the API itself are MLflow's business). Credentials in the URI are not sent."""
+    """One authenticated GET of a cheap API call (the first experiment): any answer but a
+    refusal means the server is there. The credentials are the ones MLflow's client sends
+    (``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` or ``MLFLOW_TRACKING_TOKEN``), so a 401/403
+    shows here, once and clearly, instead of in the middle of a run. Credentials in the URI
+    itself are not sent."""
     import httpx
 
     try:
-        url = httpx.URL(uri.rstrip("/") + "/health").copy_with(userinfo=b"", query=None)
-        # verify=False: only reachability is asked, nothing secret is sent (MLflow itself
-        # honours MLFLOW_TRACKING_INSECURE_TLS / a custom CA, which this probe cannot know)
-        httpx.get(url, timeout=timeout_s, verify=False)
+        base = httpx.URL(uri.rstrip("/")).copy_with(userinfo=b"", query=None)
+        url = base.join(base.path.rstrip("/") + _PROBE_PATH)
+        auth, headers, verify = _client_auth(os.environ)
+        answer = httpx.get(url, timeout=timeout_s, auth=auth, headers=headers, verify=verify)
     except httpx.InvalidURL as exc:
         return f"not a valid URL ({redact_text(str(exc))})", True
     except httpx.HTTPError as exc:
         return f"{type(exc).__name__}: {redact_text(str(exc)) or 'no answer'}", False
+    if answer.status_code in (401, 403):
+        return _refusal(answer.status_code, answer.text), True
     return None, False
 
 
+_PROBE_PATH = "/api/2.0/mlflow/experiments/search?max_results=1"
+
+
+def _client_auth(
+    env: Mapping[str, str],
+) -> tuple[tuple[str, str] | None, dict[str, str], bool | str]:
+    """(basic auth, headers, TLS verification) as MLflow's client would send them: its
+    variables for credentials and TLS. Without credentials nothing secret is sent and the
+    certificate is not checked (only reachability is asked, as before)."""
+    user, password = env.get("MLFLOW_TRACKING_USERNAME"), env.get("MLFLOW_TRACKING_PASSWORD")
+    token = env.get("MLFLOW_TRACKING_TOKEN")
+    auth = (user, password) if user and password else None
+    headers = {"Authorization": f"Bearer {token}"} if token and auth is None else {}
+    if auth is None and not headers:
+        return None, {}, False
+    verify: bool | str = env.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or True
+    if env.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+        verify = False
+    return auth, headers, verify
+
+
+def _refusal(status: int, body: str) -> str:
+    """Why an MLflow server said 401/403, and what to set."""
+    if "host header" in body.lower():
+        return (
+            f"HTTP {status}: the server refuses this Host header; add the name clients use "
+            "to the server's --allowed-hosts"
+        )
+    has = bool(os.environ.get("MLFLOW_TRACKING_USERNAME"))
+    said = "refused the credentials" if has else "requires authentication"
+    return (
+        f"HTTP {status}: the server {said}; set MLFLOW_TRACKING_USERNAME/PASSWORD "
+        "(a user of the server's basic-auth app)"
+    )
+
+
 def ensure_experiment(client: MlflowClient, settings: Settings, name: str | None = None) -> str:
-    """Id of experiment ``name`` (default: the configured one), created with artifacts under
-    the mlrig home if new."""
+    """Id of experiment ``name`` (default: the configured one), created if new: with artifacts
+    under the mlrig home on the embedded store, where the server says otherwise (proxied by
+    ``mlrig server``). Raises TrackingError when a server's experiment sends this client to
+    object storage directly without credentials (``direct_storage``)."""
     name = name or settings.tracking.experiment
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
+        problem = direct_storage(settings.tracking_uri, experiment.artifact_location, os.environ)
+        if problem is not None:
+            raise TrackingError(f"experiment {name!r}: {problem}")
         return str(experiment.experiment_id)
     location = None
     if settings.tracking_uri.startswith("sqlite:"):
         location = settings.artifact_root.as_uri()
     log.info("creating MLflow experiment %s", name)
     return str(client.create_experiment(name, artifact_location=location))
+
+
+# Variables any of which lets boto3 find credentials without a config file.
+_AWS_CREDENTIALS = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_PROFILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+)
+
+
+def direct_storage(tracking_uri: str, artifact_location: str, env: Mapping[str, str]) -> str | None:
+    """Why a client of an MLflow server cannot use an experiment, or None.
+
+    An experiment's artifact location is fixed when it is created: one created with an
+    ``s3://`` location (before the server proxied artifacts, or by a client writing there
+    itself) keeps sending every client to S3 directly, with the client's own credentials.
+    Without any in ``env`` the run would fail at its first artifact, after training."""
+    if store_kind(tracking_uri) != "server" or not artifact_location.startswith("s3://"):
+        return None
+    if any(env.get(v) for v in _AWS_CREDENTIALS):
+        log.warning(
+            "experiment artifacts at %s are written to S3 directly with this client's AWS "
+            "credentials, not proxied by the tracking server",
+            redact_url(artifact_location),
+        )
+        return None
+    return (
+        f"its artifacts live at {redact_url(artifact_location)}, which clients write to "
+        "directly (it was created before the tracking server proxied artifacts), and this "
+        "client has no AWS credentials; use a new experiment (tracking.experiment / "
+        "MLRIG_TRACKING__EXPERIMENT) created through `mlrig server`, whose artifacts are "
+        "proxied (mlflow-artifacts:/), or give this client S3 credentials"
+    )
+
+
+def lost_server_error(exc: BaseException) -> TrackingError | None:
+    """A TrackingError for an MLflow server that stopped answering in the middle of a command
+    (MLflow raises its own exception, or requests' ConnectionError, after its retries), naming
+    the server (credentials masked); None for any other exception. Whatever the command had
+    registered keeps a pending or failed record (tracking.registry), never champion."""
+    seen: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and link not in seen:
+        seen.append(link)
+        link = link.__cause__ or link.__context__
+    texts = [str(e) for e in seen]
+    if not any(any(m in t.lower() for m in _LOST) for t in texts):
+        return None
+    if not any(type(e).__module__.split(".")[0] in ("mlflow", "requests", "urllib3") for e in seen):
+        return None
+    found = next((m.group(0) for t in texts if (m := _SERVER_URL.search(t))), None)
+    where = found or os.environ.get("MLFLOW_TRACKING_URI", "the MLflow tracking server")
+    return TrackingError(
+        f"tracking store {redact_url(where)}: the server stopped answering during the command "
+        f"(connection refused after retries); nothing it left is marked complete or champion; "
+        f"{_hint('server')}, then run the command again"
+    )
 
 
 def redact(uri: str) -> str:
