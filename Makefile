@@ -37,6 +37,7 @@ bench: install  ## benchmarks (never run alongside tests or another benchmark)
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/monitoring.py
 	$(BIN)/python bench/loop.py
+	$(BIN)/python bench/team.py
 
 demo-loop: install  ## the closed loop end to end: drift → scheduled retrain → fair gate → hot swap
 	$(BIN)/python examples/demo_loop.py
