@@ -68,17 +68,19 @@ def server_command(
     )
     if backend.startswith("sqlite:") or not (artifacts_destination or "").count("://"):
         home_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    admin, key = None, None
+    if auth:  # the settings first: they fail without waiting for the database
+        admin = server.admin_credentials(env)
+        key = server.secret_key(env, workers)
     probe_store(
         backend,
         settings.tracking.connect_timeout,
         settings.tracking.connect_retries,
         what="backend store",
     )
-    env = dict(os.environ)
-    auth_config = key = None
-    if auth:
-        admin = server.admin_credentials(env)
-        key = server.secret_key(env, workers)
+    auth_config = None
+    if admin is not None:
         auth_config = server.write_auth_config(
             home_dir / server.AUTH_CONFIG_NAME,
             admin,
@@ -99,7 +101,7 @@ def server_command(
         err=True,
     )
     typer.echo(f"export MLFLOW_TRACKING_URI={spec.tracking_uri}")
-    if auth:
+    if admin is not None:
         typer.echo(f"export MLFLOW_TRACKING_USERNAME={admin.username}  # or another user")
         typer.echo(
             f"export MLFLOW_TRACKING_PASSWORD=…  # that user's password ({server.ADMIN_PASSWORD_ENV} for the admin)"
