@@ -139,6 +139,12 @@ class ServingSettings(_Section):
     poll_interval: float = Field(
         10.0, ge=0, description="Seconds between registry polls for alias moves; 0 = never."
     )
+    # uvicorn closes an idle connection after 5 s, exactly when httpx's pool (5 s) and others may
+    # reuse it: the request then fails with a reset (seen under load in CI). Idle connections
+    # are kept longer than clients' pools and load balancers' idle timeouts (60 s) keep them.
+    keep_alive: int = Field(
+        75, ge=1, le=3600, description="Seconds an idle HTTP keep-alive connection stays open."
+    )
     admin_token: SecretStr | None = Field(None, description="Bearer token for /admin/*.")
     predict_token: SecretStr | None = Field(None, description="Optional token for predictions.")
     # Overload: a stalled store must not pile up requests and memory (predictions/writer.py).

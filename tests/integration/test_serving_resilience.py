@@ -159,3 +159,22 @@ def test_a_prediction_log_locked_by_another_process_answers_503_not_a_hang(
     finally:
         srv.stop()
     assert "after" in stored_ids(trained_home)
+
+
+def test_an_idle_keep_alive_connection_outlives_a_client_pool_expiry(trained_home: Path) -> None:
+    # uvicorn's own default (5 s) equals httpx's pool expiry: a client reusing a connection the
+    # server is closing gets a reset. The server keeps idle connections longer (serving.keep_alive).
+    import socket
+
+    srv = Server(trained_home, env={"MLRIG_SERVING__KEEP_ALIVE": "30"})
+    try:
+        srv.wait_ready()
+        request = f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\n\r\n".encode()
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as conn:
+            conn.sendall(request)
+            assert conn.recv(65536).startswith(b"HTTP/1.1 200")
+            time.sleep(7)  # idle past 5 s: the old default would have closed it
+            conn.sendall(request)
+            assert conn.recv(65536).startswith(b"HTTP/1.1 200")
+    finally:
+        srv.stop()

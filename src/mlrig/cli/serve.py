@@ -61,7 +61,14 @@ def serve_command(
         # no model at all is an error before binding.
         app = build_app(settings)
         typer.echo(f"serving {what} on http://{cfg.host}:{cfg.port}", err=True)
-        uvicorn.run(app, host=cfg.host, port=cfg.port, access_log=False, log_level="warning")
+        uvicorn.run(
+            app,
+            host=cfg.host,
+            port=cfg.port,
+            access_log=False,
+            log_level="warning",
+            timeout_keep_alive=cfg.keep_alive,
+        )
         return
     from mlrig.serving.asgi import open_store
     from mlrig.serving.startup import open_follower
@@ -90,4 +97,5 @@ def serve_command(
         workers=cfg.workers,
         access_log=False,
         log_level="warning",
+        timeout_keep_alive=cfg.keep_alive,
     )
