@@ -32,6 +32,7 @@ import httpx
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from serving import COLUMNS, LUA, ROW, _wrk  # noqa: E402  (bench/serving.py, beside this file)
+from tests.conftest import wait_http  # noqa: E402
 from tests.services import PgCluster, S3Store, free_port, fresh_database  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -43,20 +44,6 @@ def _env(**extra: str) -> dict[str, str]:
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env.update(extra)
     return env
-
-
-def _wait(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"{url} not up in {timeout} s")
 
 
 def _start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -114,7 +101,9 @@ def main() -> None:
         )  # fmt: skip
         procs.append(server)
         tracking = f"http://127.0.0.1:{port}"
-        _wait(f"{tracking}/health", server)
+        wait_http(
+            f"{tracking}/health", server, 120, lambda: (tmp / "server.log").read_text()[-2000:]
+        )
         homes = {EMBEDDED: tmp / "embedded" / ".mlrig", TEAM: tmp / "team" / ".mlrig"}
         envs = {EMBEDDED: _env(), TEAM: _env(MLFLOW_TRACKING_URI=tracking)}
         for h in homes.values():
@@ -139,7 +128,7 @@ def main() -> None:
             )
             procs.append(srv)
             url = f"http://127.0.0.1:{sport}"
-            _wait(f"{url}/ready", srv)
+            wait_http(f"{url}/ready", srv, 120, lambda: "")
             for conns in (1, 8):
                 _wrk(f"{url}/invocations", one, conns, 1, lua)  # warm-up
                 serving[(label, conns)] = _wrk(f"{url}/invocations", one, conns, args.duration, lua)

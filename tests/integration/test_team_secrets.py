@@ -4,7 +4,6 @@ tags, nor any process's arguments (`ps -eo args`) while everything runs."""
 
 from __future__ import annotations
 
-import os
 import stat
 import subprocess
 import threading
@@ -16,7 +15,12 @@ import httpx
 import pytest
 
 from tests.conftest import Server, TrackingServer, run_cli
-from tests.integration.test_team_server import BUCKET, MODEL, role_database
+from tests.integration.test_team_server import (  # the autouse fixture applies here too
+    BUCKET,
+    MODEL,
+    _client_holds_no_storage_credentials,  # noqa: F401
+    role_database,
+)
 from tests.services import S3Store
 
 pytestmark = pytest.mark.slow
@@ -42,13 +46,6 @@ class _ArgsWatch:
         self._stop.set()
         self._thread.join()
         return self.seen
-
-
-@pytest.fixture(autouse=True)
-def _client_holds_no_storage_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith(("AWS_", "MLFLOW_S3_", "MLFLOW_TRACKING_")):
-            monkeypatch.delenv(name)
 
 
 @pytest.fixture(scope="module")
