@@ -145,6 +145,11 @@ class ServingSettings(_Section):
     keep_alive: int = Field(
         75, ge=1, le=3600, description="Seconds an idle HTTP keep-alive connection stays open."
     )
+    id_fields: list[str] = Field(
+        ["id", "*_id"],
+        description="Names (fnmatch patterns) a request field or an input column is read as the "
+        "record id by, unless the model has a feature of that name (e.g. the zoomcamp's ride_id).",
+    )
     admin_token: SecretStr | None = Field(None, description="Bearer token for /admin/*.")
     predict_token: SecretStr | None = Field(None, description="Optional token for predictions.")
     # Overload: a stalled store must not pile up requests and memory (predictions/writer.py).

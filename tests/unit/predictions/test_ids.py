@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlrig.predictions.ids import MAX_ID_CHARS, check_client_id
+from mlrig.predictions.ids import MAX_ID_CHARS, check_client_id, id_field
 
 
 @pytest.mark.parametrize(
@@ -35,3 +35,13 @@ def test_refused_ids_say_why_without_echoing_the_id(value: object, reason: str) 
         check_client_id(value)
     if isinstance(value, str) and len(value) > 10:
         assert value not in str(err.value)  # a 10 kB id is not copied into the answer
+
+
+def test_id_field_is_the_one_id_named_non_feature() -> None:
+    assert id_field(["ride_id", "ride"], ["trip_distance"]) == "ride_id"  # the zoomcamp
+    assert id_field(["V1", "Amount", "id"], ["V1", "Amount"]) == "id"  # ml-pipes
+    assert id_field(["store_id", "x"], ["store_id", "x"]) is None  # a feature stays a feature
+    assert id_field(["PULocationID", "trip_distance"], []) is None  # case-sensitive suffix
+    assert id_field(["key"], [], ["key"]) == "key"  # configurable
+    with pytest.raises(ValueError, match="'id' and 'ride_id'"):
+        id_field(["id", "ride_id"], [])
