@@ -22,6 +22,7 @@ from mlrig.config import Settings
 from mlrig.errors import MlrigError, StoreUnavailableError
 from mlrig.predictions.store import PredictionStore
 from mlrig.predictions.writer import GroupCommitWriter
+from mlrig.serving import v2
 from mlrig.serving.batcher import PredictBatcher
 from mlrig.serving.fastpath import FastPath
 from mlrig.serving.feedback import FeedbackHandler
@@ -34,11 +35,12 @@ from mlrig.serving.handlers import (
     Reply,
     json_reply,
     token_error,
+    v2_infer,
 )
 from mlrig.serving.metrics import ServingMetrics
 from mlrig.serving.overview import STATIC_FILES, History, Overview, static_file
-from mlrig.serving.predictor import RequestError
-from mlrig.serving.schemas import feedback_schema, predict_schema
+from mlrig.serving.predictor import Predictor, RequestError
+from mlrig.serving.schemas import feedback_schema, predict_schema, v2_infer_schema
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -227,6 +229,90 @@ def create_app(
         }
         return _response(json_reply(body))
 
+    # --- Open Inference Protocol (KServe V2); the infer POSTs are answered by the fast path ---
+
+    async def _v2_infer_route(request: Request, name: str, version: str | None) -> Response:
+        protocol = v2_infer(name, version, request.headers, cfg.id_fields)
+        return _response(await handler.handle(protocol, request.headers, await _read(request)))
+
+    v2_infer_doc = v2_infer_schema(follower.current)
+
+    @app.post(
+        "/v2/models/{name}/infer",
+        summary="Open Inference Protocol (V2) infer: one tensor per feature, or one 2-D tensor",
+        openapi_extra=v2_infer_doc,
+        tags=["v2"],
+    )
+    async def v2_infer_latest(request: Request, name: str) -> Response:
+        return await _v2_infer_route(request, name, None)
+
+    @app.post(
+        "/v2/models/{name}/versions/{version}/infer",
+        summary="V2 infer on a version: 404 unless that version is the one served",
+        openapi_extra=v2_infer_doc,
+        tags=["v2"],
+    )
+    async def v2_infer_version(request: Request, name: str, version: str) -> Response:
+        return await _v2_infer_route(request, name, version)
+
+    @app.get("/v2/health/live", summary="V2 liveness (as /health)", tags=["v2"])
+    async def v2_live() -> Response:
+        if writer.crashed:
+            return _response(json_reply({"live": False, "error": writer.crashed}, 503))
+        return _response(json_reply({"live": True}))
+
+    @app.get("/v2/health/ready", summary="V2 readiness (as /ready)", tags=["v2"])
+    async def v2_ready() -> Response:
+        failing = [name for name, check in checks().items() if not check["ok"]]
+        if failing:
+            body = {"ready": False, "failing": failing}
+            return _response(json_reply(body, 503, {"Retry-After": str(cfg.retry_after_s)}))
+        return _response(json_reply({"ready": True}))
+
+    @app.get("/v2", summary="V2 server metadata", tags=["v2"])
+    async def v2_server() -> Response:
+        body = {"name": "mlrig", "version": __version__, "extensions": list(v2.EXTENSIONS)}
+        return _response(json_reply(body))
+
+    def _v2_model(name: str, version: str | None) -> Reply | Predictor:
+        p = follower.current
+        if p is None:
+            return json_reply({"error": "no model loaded yet"}, 503)
+        wrong = v2.not_served(p, name, version)
+        return p if wrong is None else json_reply(v2.error(wrong), wrong.status)
+
+    async def _v2_metadata(name: str, version: str | None) -> Response:
+        found = _v2_model(name, version)
+        if isinstance(found, Reply):
+            return _response(found)
+        return _response(json_reply(v2.model_metadata(found)))
+
+    async def _v2_model_ready(name: str, version: str | None) -> Response:
+        found = _v2_model(name, version)
+        if isinstance(found, Reply):
+            return _response(found)
+        failing = [n for n, check in checks().items() if not check["ok"]]
+        body = {"name": found.name, "version": found.version, "ready": not failing}
+        return _response(json_reply(body, 503 if failing else 200))
+
+    @app.get("/v2/models/{name}", summary="V2 model metadata: inputs, outputs", tags=["v2"])
+    async def v2_metadata(name: str) -> Response:
+        return await _v2_metadata(name, None)
+
+    @app.get("/v2/models/{name}/versions/{version}", summary="V2 model metadata", tags=["v2"])
+    async def v2_metadata_version(name: str, version: str) -> Response:
+        return await _v2_metadata(name, version)
+
+    @app.get("/v2/models/{name}/ready", summary="V2 model readiness", tags=["v2"])
+    async def v2_model_ready(name: str) -> Response:
+        return await _v2_model_ready(name, None)
+
+    @app.get(
+        "/v2/models/{name}/versions/{version}/ready", summary="V2 model readiness", tags=["v2"]
+    )
+    async def v2_model_ready_version(name: str, version: str) -> Response:
+        return await _v2_model_ready(name, version)
+
     overview = Overview(follower, store, metrics, history)
 
     @app.get("/", summary="Overview page for a person", include_in_schema=False)
@@ -239,11 +325,15 @@ def create_app(
             return _response(json_reply({"error": f"no static file {name!r}"}, 404))
         return Response(static_file(name), media_type=STATIC_FILES[name])
 
-    @app.get("/overview.json", summary="What the overview page shows: model, traffic, log, monitoring")
+    @app.get(
+        "/overview.json", summary="What the overview page shows: model, traffic, log, monitoring"
+    )
     async def overview_json() -> Response:
         return _response(json_reply(await _store_read(overview.overview())))
 
-    @app.get("/monitoring", summary="The latest drift and live-quality verdict (from `mlrig monitor`)")
+    @app.get(
+        "/monitoring", summary="The latest drift and live-quality verdict (from `mlrig monitor`)"
+    )
     async def monitoring() -> Response:
         return _response(json_reply(await _store_read(overview.monitoring())))
 
@@ -254,4 +344,4 @@ def create_app(
             return _response(json_reply({"error": f"no monitoring report {result_id}"}, 404))
         return Response(html, media_type="text/html; charset=utf-8")
 
-    return FastPath(app, handler)
+    return FastPath(app, handler, cfg.id_fields)

@@ -1,4 +1,5 @@
-"""A raw-ASGI front for the two hot routes: POST /predict and POST /invocations are answered
+"""A raw-ASGI front for the hot routes: POST /predict, POST /invocations and the V2 infer routes
+(POST /v2/models/{name}[/versions/{version}]/infer) are answered
 here, without Starlette's request objects, routing or FastAPI's dependency solving (about half
 the cost of a minimal FastAPI endpoint). Every other request — docs, health, feedback, admin,
 lifespan — goes to the FastAPI app unchanged, which still documents the hot routes too.
@@ -6,26 +7,42 @@ lifespan — goes to the FastAPI app unchanged, which still documents the hot ro
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from mlrig.serving.handlers import INVOCATIONS, PREDICT, PredictionHandler, Protocol
+from mlrig.predictions.ids import DEFAULT_ID_FIELDS
+from mlrig.serving.handlers import INVOCATIONS, PREDICT, PredictionHandler, Protocol, v2_infer
 from mlrig.serving.predictor import RequestError
+from mlrig.serving.v2 import infer_target
 
 Scope = dict[str, Any]
 _ROUTES: dict[str, Protocol] = {"/predict": PREDICT, "/invocations": INVOCATIONS}
 
 
 class FastPath:
-    def __init__(self, app: Any, handler: PredictionHandler) -> None:
+    def __init__(
+        self,
+        app: Any,
+        handler: PredictionHandler,
+        id_patterns: Sequence[str] = DEFAULT_ID_FIELDS,
+    ) -> None:
         self.app = app
         self._handler = handler
+        self._id_patterns = id_patterns
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        protocol = _ROUTES.get(scope.get("path", "")) if scope["type"] == "http" else None
-        if protocol is None or scope["method"] != "POST":
+        path = scope.get("path", "")
+        protocol = _ROUTES.get(path) if scope["type"] == "http" else None
+        v2_target = None
+        if protocol is None and scope["type"] == "http" and path.startswith("/v2/models/"):
+            v2_target = infer_target(path)
+        if (protocol is None and v2_target is None) or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        if v2_target is not None:
+            protocol = v2_infer(*v2_target, headers, self._id_patterns)
+        assert protocol is not None
         body = await self._read(headers, receive)
         reply = await self._handler.handle(protocol, headers, body)
         out = [

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,7 @@ import orjson
 from pydantic import SecretStr
 
 from mlrig.errors import StoreUnavailableError
+from mlrig.serving import v2
 from mlrig.serving.batcher import PredictBatcher
 from mlrig.serving.follower import ModelFollower
 from mlrig.serving.metrics import ServingMetrics
@@ -107,6 +108,22 @@ INVOCATIONS = Protocol(
     _answer_invocations,
     _mlflow_error,
 )
+
+
+def v2_infer(
+    name: str, version: str | None, headers: Mapping[str, str], id_patterns: Sequence[str]
+) -> Protocol:
+    """The Open Inference Protocol's infer route for the model ``name`` (and ``version``) of
+    the path; made per request, as the path and the binary-data header are part of it."""
+    header_length = headers.get("inference-header-content-length")
+
+    def parse(p: Predictor, body: bytes, _ctype: str) -> Batch:
+        return v2.parse_infer(p, body, name, version, header_length, id_patterns)
+
+    def answer(p: Predictor, batch: Batch, preds: np.ndarray, proba: np.ndarray | None) -> Reply:
+        return json_reply(v2.answer(p, batch, preds, proba))
+
+    return Protocol("v2", parse, answer, v2.error)
 
 
 class PredictionHandler:

@@ -400,3 +400,28 @@ class Predictor:
         self._check_values(x)
         batch_id = new_batch_id()
         return Batch(batch_id, generated_ids(batch_id, len(x)), False, x)
+
+    # --- Open Inference Protocol (V2): tensors already read by serving/v2.py ----------------------
+
+    def from_v2_columns(self, columns: dict[str, list[Any] | np.ndarray], exact: bool) -> Batch:
+        """The columnar form: one flat sequence per feature (all equally long, checked)."""
+        n = len(next(iter(columns.values())))
+        self._check_size(n)
+        if not self._categorical and not exact:
+            arrays = [np.asarray(columns[f]) for f in self.features]
+            if all(a.dtype.kind in "fiu" for a in arrays):
+                return self._new_ids(np.column_stack(arrays).astype(np.float64, copy=False))
+        as_lists = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in columns.items()}
+        return self._from_columns(as_lists, exact=True)
+
+    def from_v2_matrix(self, data: list[Any] | np.ndarray, n: int, exact: bool) -> Batch:
+        """The 2-D form: ``n`` rows of flat row-major ``data`` in the model's feature order."""
+        self._check_size(n)
+        width = len(self.features)
+        if not self._categorical and not exact:
+            arr = np.asarray(data)
+            if arr.dtype.kind in "fiu":
+                return self._new_ids(arr.reshape(n, width).astype(np.float64, copy=False))
+        flat = data.tolist() if isinstance(data, np.ndarray) else data
+        rows = [flat[i * width : (i + 1) * width] for i in range(n)]
+        return self._from_rows(rows, list(self.features), exact=True)

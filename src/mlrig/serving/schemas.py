@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, StringConstraints
 
 from mlrig.predictions.ids import MAX_ID_CHARS, MAX_INT_ID
+from mlrig.serving import v2
 from mlrig.serving.predictor import MAX_ABS_VALUE, Predictor
 
 
@@ -299,4 +300,87 @@ def feedback_schema() -> dict[str, Any]:
                 "application/json": {"schema": {"anyOf": [item, {"type": "array", "items": item}]}}
             },
         }
+    }
+
+
+def _v2_tensor(with_data: bool) -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "name": {"type": "string"},
+        "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}, "maxItems": 2},
+        "datatype": {"type": "string", "enum": sorted(v2.DATATYPES)},
+        "parameters": {"type": "object"},
+    }
+    if with_data:
+        props["data"] = {"type": "array", "description": "Flat row-major, or nested."}
+    return {"type": "object", "properties": props, "required": ["name", "shape", "datatype"]}
+
+
+def v2_infer_schema(model: Predictor | None) -> dict[str, Any]:
+    """``openapi_extra`` for the V2 infer routes, with an example body for ``model``."""
+    error = {
+        "type": "object",
+        "properties": {"error": {"type": "string", "description": "Names input, record, field."}},
+        "required": ["error"],
+    }
+    body = {
+        "type": "object",
+        "description": (
+            "Open Inference Protocol infer request: one input per feature (shape [n] or [n, 1], "
+            "BYTES for categorical features), or one [n, n_features] tensor in the model's "
+            "feature order; an extra input named 'id' or '*_id' carries per-row ids."
+        ),
+        "properties": {
+            "id": {"type": "string"},
+            "parameters": {"type": "object"},
+            "inputs": {"type": "array", "items": _v2_tensor(True), "minItems": 1},
+            "outputs": {
+                "type": "array",
+                "items": {"type": "object", "properties": {"name": {"type": "string"}}},
+            },
+        },
+        "required": ["inputs"],
+        "additionalProperties": False,
+    }
+    answer = {
+        "type": "object",
+        "properties": {
+            "model_name": {"type": "string"},
+            "model_version": {"type": "string"},
+            "id": {"type": "string"},
+            "outputs": {"type": "array", "items": _v2_tensor(True)},
+        },
+        "required": ["model_name", "model_version", "outputs"],
+    }
+
+    def refusal(text: str) -> dict[str, Any]:
+        return {"description": text, "content": {"application/json": {"schema": error}}}
+
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": body, "example": v2.example_request(model)},
+                "application/octet-stream": {
+                    "schema": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "Triton's binary tensor data: the JSON request "
+                        "(Inference-Header-Content-Length bytes), then each input's raw data.",
+                    }
+                },
+            },
+        },
+        "responses": {
+            "200": {
+                "description": "Outputs predict, predict_proba (classifiers) and id (logged).",
+                "content": {"application/json": {"schema": answer}},
+            },
+            "400": refusal("Unreadable body or unknown output."),
+            "401": refusal("A predict token is set and the request has no bearer token."),
+            "403": refusal("Wrong bearer token."),
+            "404": refusal("The model (or version) is not the one served."),
+            "413": refusal("More rows than the batch limit, or a body over the size limit."),
+            "422": refusal("A bad input: the message names the input, record and field."),
+            "503": refusal("No model loaded yet, or the prediction log is unavailable."),
+        },
     }
