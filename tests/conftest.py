@@ -396,3 +396,41 @@ class TrackingServer:
         self.stop()
         self.proc = self._start()
         self.wait_ready()
+
+
+# KServe's Python client (kserve 0.21) pins pandas<3, protobuf<7 and psutil<6, which would
+# downgrade this stack; its REST client needs none of them. So the package and the few modules
+# its import chain reaches are installed with --no-deps into a directory of their own (once per
+# machine) and appended to sys.path: nothing of the shared environment is shadowed or changed.
+KSERVE_CLIENT = (
+    "kserve==0.21.0",
+    "grpcio==1.85.3",
+    "cloudevents==1.13.0",
+    "kubernetes==37.0.2",
+    "durationpy==0.11",
+    "timing-asgi==0.3.2",
+    "tabulate==0.10.0",
+    "grpc-interceptor==0.15.4",
+)
+
+
+@pytest.fixture(scope="session")
+def kserve_client() -> object:
+    """The ``kserve`` module (InferenceRESTClient, InferRequest, InferInput)."""
+    target = Path(
+        os.environ.get("MLRIG_TEST_KSERVE_DIR", Path.home() / ".cache/mlrig-tests/kserve-0.21.0")
+    )
+    if not (target / "kserve").is_dir():
+        staging = target.with_name(target.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target"]
+        done = subprocess.run(
+            [*pip, str(staging), *KSERVE_CLIENT], capture_output=True, text=True, timeout=600
+        )
+        assert done.returncode == 0, done.stderr
+        staging.rename(target)
+    if str(target) not in sys.path:
+        sys.path.append(str(target))
+    import kserve
+
+    return kserve

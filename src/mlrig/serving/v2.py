@@ -45,6 +45,7 @@ INTEGER = frozenset(k for k in NUMERIC if "INT" in k)
 DATATYPES = frozenset({*NUMERIC, "BYTES", "BOOL"})
 PREDICT, PROBA, ID = "predict", "predict_proba", "id"
 PLATFORM = "mlrig_sklearn"
+_REQUEST_KEYS = {"id", "parameters", "inputs", "outputs", "model_name", "model_version"}
 EXTENSIONS = ("binary_tensor_data",)  # Triton's name for the binary input format read here
 
 
@@ -108,7 +109,12 @@ def parse_infer(
     wrong = not_served(p, name, version)
     if wrong is not None:
         raise wrong
-    request_id, tensors, outputs, exact = read_request(body, header_length)
+    request = read_request(body, header_length)
+    if request.model_name is not None and request.model_name != name:
+        raise RequestError(
+            400, f"'model_name' {request.model_name!r} in the body differs from the path's {name!r}"
+        )
+    tensors, outputs, exact = request.tensors, request.outputs, request.exact
     known = output_names(p)
     for out in outputs or ():
         if out not in known:
@@ -125,14 +131,23 @@ def parse_infer(
         batch = _columns(p, inputs, exact)
     if id_tensor is not None:
         batch = _with_ids(batch, id_tensor)
-    return V2Batch(batch.batch_id, batch.ids, batch.client_ids, batch.x, request_id, outputs)
+    return V2Batch(batch.batch_id, batch.ids, batch.client_ids, batch.x, request.id, outputs)
 
 
-def read_request(
-    body: bytes, header_length: str | None
-) -> tuple[str | None, list[Tensor], tuple[str, ...] | None, bool]:
-    """(request id, input tensors, requested output names or None, ``exact``): ``exact`` when
-    JSON values must be type-checked one by one (the body may hold booleans)."""
+@dataclass(frozen=True)
+class InferRequest:
+    """A read infer request. ``exact``: JSON values must be type-checked one by one (the body
+    may hold booleans, which NumPy would read as 0/1)."""
+
+    id: str | None
+    tensors: list[Tensor]
+    outputs: tuple[str, ...] | None
+    exact: bool
+    model_name: str | None = None  # KServe's client repeats the path's model in the body
+
+
+def read_request(body: bytes, header_length: str | None) -> InferRequest:
+    """The request's envelope and tensors, checked for form (not yet against a model)."""
     raw = b""
     if header_length is not None:
         if not header_length.isascii() or not header_length.isdigit():
@@ -146,10 +161,10 @@ def read_request(
     data = loads(body)
     if not isinstance(data, dict):
         raise RequestError(400, "an infer request must be a JSON object with 'inputs'")
-    no_other_keys(data, {"id", "parameters", "inputs", "outputs"}, "an infer request")
-    request_id = data.get("id")
-    if request_id is not None and not isinstance(request_id, str):
-        raise RequestError(400, "'id' of an infer request must be a string")
+    no_other_keys(data, _REQUEST_KEYS, "an infer request")
+    for key in ("id", "model_name", "model_version"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise RequestError(400, f"{key!r} of an infer request must be a string")
     inputs = data.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise RequestError(400, "'inputs' must be a non-empty list of tensors")
@@ -165,7 +180,10 @@ def read_request(
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup is not None:
         raise RequestError(422, f"input {dup!r} appears twice", None, dup)
-    return request_id, tensors, _outputs(data.get("outputs")), may_hold_bool(body)
+    outputs = _outputs(data.get("outputs"))
+    return InferRequest(
+        data.get("id"), tensors, outputs, may_hold_bool(body), data.get("model_name")
+    )
 
 
 def _outputs(value: Any) -> tuple[str, ...] | None:
