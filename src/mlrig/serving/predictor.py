@@ -408,8 +408,11 @@ class Predictor:
         n = len(next(iter(columns.values())))
         self._check_size(n)
         if not self._categorical and not exact:
-            arrays = [np.asarray(columns[f]) for f in self.features]
-            if all(a.dtype.kind in "fiu" for a in arrays):
+            try:
+                arrays = [np.asarray(columns[f]) for f in self.features]
+            except (ValueError, TypeError):  # ragged nested values: the walk below names them
+                arrays = []
+            if arrays and all(a.dtype.kind in "fiu" and a.ndim == 1 for a in arrays):
                 return self._new_ids(np.column_stack(arrays).astype(np.float64, copy=False))
         as_lists = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in columns.items()}
         return self._from_columns(as_lists, exact=True)
@@ -419,8 +422,11 @@ class Predictor:
         self._check_size(n)
         width = len(self.features)
         if not self._categorical and not exact:
-            arr = np.asarray(data)
-            if arr.dtype.kind in "fiu":
+            try:
+                arr = np.asarray(data)
+            except (ValueError, TypeError):  # ragged nested values: the walk below names them
+                arr = np.empty(0, dtype=object)
+            if arr.dtype.kind in "fiu" and arr.ndim == 1:
                 return self._new_ids(arr.reshape(n, width).astype(np.float64, copy=False))
         flat = data.tolist() if isinstance(data, np.ndarray) else data
         rows = [flat[i * width : (i + 1) * width] for i in range(n)]

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from mlrig.predictions.ids import id_field
+from mlrig.serving.bad_request import shown
 from mlrig.serving.json_body import client_id, loads, may_hold_bool, no_other_keys
 from mlrig.serving.predictor import Batch, Predictor, RequestError
 
@@ -211,14 +212,17 @@ def _tensor(spec: Any, k: int, raw: bytes, offset: int) -> tuple[Tensor, int]:
         and len(shape) <= 2
     ):
         raise RequestError(
-            422, f"input {name!r}: 'shape' must be [n] or [n, m], got {shape!r}"[:200], None, name
+            422,
+            f"input {name!r}: 'shape' must be [n] or [n, m] of non-negative integers, "
+            f"got {shown(shape)}",
+            None,
+            name,
         )
-    if datatype not in DATATYPES:
+    if not isinstance(datatype, str) or datatype not in DATATYPES:
         raise RequestError(
             422,
-            f"input {name!r}: unknown datatype {datatype!r} (expected one of {sorted(DATATYPES)})"[
-                :300
-            ],
+            f"input {name!r}: unknown datatype {shown(datatype)} "
+            f"(expected one of {sorted(DATATYPES)})",
             None,
             name,
         )
@@ -248,14 +252,18 @@ def _tensor(spec: Any, k: int, raw: bytes, offset: int) -> tuple[Tensor, int]:
 
 
 def _flat(data: Any) -> list[Any]:
-    """``data`` flattened row-major (the spec allows nested lists)."""
+    """``data`` flattened row-major over at most two levels (a shape has at most two
+    dimensions); a list nested deeper stays a value, refused later as not a number."""
     if not isinstance(data, list):
         return [data]
     if not any(isinstance(v, list) for v in data):
         return data
     out: list[Any] = []
     for v in data:
-        out.extend(_flat(v) if isinstance(v, list) else [v])
+        if isinstance(v, list):
+            out.extend(v)
+        else:
+            out.append(v)
     return out
 
 

@@ -8,6 +8,8 @@ import numpy as np
 import orjson
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from mlrig.predictions.ids import DEFAULT_ID_FIELDS
@@ -185,3 +187,97 @@ def test_infer_paths() -> None:
     assert v2.infer_target("/v2/models/wine/versions/4/infer") == ("wine", "4")
     assert v2.infer_target("/v2/models/wine") is None
     assert v2.infer_target("/v2/models//infer") is None
+
+
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats()
+    | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=4),
+    max_leaves=12,
+)
+_tensor = st.fixed_dictionaries(
+    {
+        "name": st.sampled_from(["x1", "x2", "id", "in", "x1"]),
+        "shape": st.lists(st.integers(-1, 4), min_size=0, max_size=3) | _json,
+        "datatype": st.sampled_from(["FP64", "FP32", "INT64", "BYTES", "BOOL", "X"]) | _json,
+        "data": _json,
+    }
+)
+_bad = st.one_of(
+    st.floats(), st.integers(-(2**63), 2**63 - 1), st.booleans(), st.none(), st.text(max_size=3),
+    st.lists(st.floats(), max_size=2),
+)  # fmt: skip
+# Mostly good numbers with now and then anything: the fuzz reaches accepted bodies too.
+_value = st.integers(0, 29).flatmap(lambda k: _bad if k == 0 else st.floats(-1e6, 1e6))
+
+
+def _column(name: str, n: int) -> st.SearchStrategy[dict[str, object]]:
+    return st.fixed_dictionaries(
+        {
+            "name": st.sampled_from([name] * 8 + ["id", "row_id", "in"]),
+            "shape": st.sampled_from([[n]] * 6 + [[n, 1], [n, 2], [n // 2, 2], [n + 1]]),
+            "datatype": st.sampled_from(["FP64", "FP32", "INT64"] * 3 + ["BYTES"]),
+            "data": st.lists(_value, min_size=n, max_size=n) | st.just([[1.5, 2]] * n),
+        }
+    )
+
+
+_columns = (
+    st.integers(0, 5)
+    .flatmap(
+        lambda n: st.tuples(
+            _column("x1", n), _column("x2", n), st.lists(_column("id", n), max_size=1)
+        )
+    )
+    .map(lambda t: [t[0], t[1], *t[2]])
+)
+_body = st.fixed_dictionaries(
+    {"inputs": _columns | _columns | _columns | st.lists(_tensor, max_size=2) | _json},
+    optional={"id": _json, "outputs": _json, "model_name": _json},
+)
+
+
+def test_any_body_is_a_checked_batch_or_a_request_error(predictor: Predictor) -> None:
+    """Fuzz: never another exception; an accepted batch is finite and has one id per row."""
+    accepted: list[int] = []
+
+    @settings(max_examples=500, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(body=_body)
+    def check(body: object) -> None:
+        try:
+            batch = _parse(predictor, body)
+        except RequestError as err:
+            assert 400 <= err.status < 500 and err.message
+            return
+        assert batch.x.shape == (len(batch.ids), 2) and np.isfinite(batch.x).all()
+        assert len(set(batch.ids)) == len(batch.ids)
+        accepted.append(len(batch.ids))
+
+    check()
+    assert len(accepted) >= 10, accepted
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(raw=st.binary(max_size=64), size=st.integers(0, 80), zoned_data=st.booleans())
+def test_any_binary_body_is_a_checked_batch_or_a_request_error(
+    predictor: Predictor, zoned: Predictor, raw: bytes, size: int, zoned_data: bool
+) -> None:
+    p = zoned if zoned_data else predictor
+    header = orjson.dumps(
+        {
+            "inputs": [
+                {"name": f, "shape": [-1 if size > 70 else size // 8], "datatype": dt,
+                 "parameters": {"binary_data_size": size // 2}}
+                for f, dt in zip(p.features, ("BYTES", "FP64"), strict=True)
+            ]
+        }
+    )  # fmt: skip
+    try:
+        batch = v2.parse_infer(p, header + raw, p.name, None, str(len(header)), DEFAULT_ID_FIELDS)
+    except RequestError as err:
+        assert 400 <= err.status < 500
+        return
+    assert len(batch.x) == len(batch.ids)
