@@ -408,12 +408,12 @@ class Predictor:
         n = len(next(iter(columns.values())))
         self._check_size(n)
         if not self._categorical and not exact:
-            try:
-                arrays = [np.asarray(columns[f]) for f in self.features]
+            try:  # one (n_features, n) array, transposed: no per-column NumPy calls
+                arr = np.array([columns[f] for f in self.features])
             except (ValueError, TypeError):  # ragged nested values: the walk below names them
-                arrays = []
-            if arrays and all(a.dtype.kind in "fiu" and a.ndim == 1 for a in arrays):
-                return self._new_ids(np.column_stack(arrays).astype(np.float64, copy=False))
+                arr = np.empty(0, dtype=object)
+            if arr.ndim == 2 and arr.dtype.kind in "fiu":
+                return self._new_ids(np.ascontiguousarray(arr.T, dtype=np.float64))
         as_lists = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in columns.items()}
         return self._from_columns(as_lists, exact=True)
 

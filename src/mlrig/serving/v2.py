@@ -15,11 +15,10 @@ then each input's raw little-endian data (BYTES: 4-byte length, then UTF-8).
 
 from __future__ import annotations
 
-import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -46,12 +45,12 @@ INTEGER = frozenset(k for k in NUMERIC if "INT" in k)
 DATATYPES = frozenset({*NUMERIC, "BYTES", "BOOL"})
 PREDICT, PROBA, ID = "predict", "predict_proba", "id"
 PLATFORM = "mlrig_sklearn"
+_TENSOR_KEYS = frozenset({"name", "shape", "datatype", "parameters", "data"})
 _REQUEST_KEYS = {"id", "parameters", "inputs", "outputs", "model_name", "model_version"}
 EXTENSIONS = ("binary_tensor_data",)  # Triton's name for the binary input format read here
 
 
-@dataclass(frozen=True)
-class Tensor:
+class Tensor(NamedTuple):  # a NamedTuple: built ~5x faster than a frozen dataclass, per input
     """One request input: ``data`` flat (row-major), a list or, from binary data, an array."""
 
     name: str
@@ -201,15 +200,15 @@ def _tensor(spec: Any, k: int, raw: bytes, offset: int) -> tuple[Tensor, int]:
     """Input ``k`` and how many bytes of binary data it used."""
     if not isinstance(spec, dict):
         raise RequestError(400, f"inputs[{k}] must be an object with name, shape, datatype, data")
-    no_other_keys(spec, {"name", "shape", "datatype", "parameters", "data"}, f"inputs[{k}]")
+    if not spec.keys() <= _TENSOR_KEYS:
+        no_other_keys(spec, _TENSOR_KEYS, f"inputs[{k}]")
     name, shape, datatype = spec.get("name"), spec.get("shape"), spec.get("datatype")
     if not isinstance(name, str):
         raise RequestError(400, f"inputs[{k}] needs a string 'name'")
     if not (
-        isinstance(shape, list)
-        and shape
+        type(shape) is list
+        and 0 < len(shape) <= 2
         and all(type(d) is int and d >= 0 for d in shape)
-        and len(shape) <= 2
     ):
         raise RequestError(
             422,
@@ -226,7 +225,7 @@ def _tensor(spec: Any, k: int, raw: bytes, offset: int) -> tuple[Tensor, int]:
             None,
             name,
         )
-    size = math.prod(shape)
+    size = shape[0] if len(shape) == 1 else shape[0] * shape[1]
     params = spec.get("parameters") or {}
     binary = params.get("binary_data_size") if isinstance(params, dict) else None
     if binary is not None:
@@ -252,15 +251,16 @@ def _tensor(spec: Any, k: int, raw: bytes, offset: int) -> tuple[Tensor, int]:
 
 
 def _flat(data: Any) -> list[Any]:
-    """``data`` flattened row-major over at most two levels (a shape has at most two
-    dimensions); a list nested deeper stays a value, refused later as not a number."""
-    if not isinstance(data, list):
+    """``data`` flattened row-major when it is a list of rows (the spec allows nesting); a
+    shape has at most two dimensions, so a list nested deeper stays a value, later refused as
+    not a number."""
+    if type(data) is not list:
         return [data]
-    if not any(isinstance(v, list) for v in data):
+    if not data or type(data[0]) is not list:
         return data
     out: list[Any] = []
     for v in data:
-        if isinstance(v, list):
+        if type(v) is list:
             out.extend(v)
         else:
             out.append(v)
@@ -328,7 +328,8 @@ def _columns(p: Predictor, inputs: list[Tensor], exact: bool) -> Batch:
                 t.name,
             )
         _check_datatype(p, t, t.name)
-    missing = [f for f in p.features if f not in {t.name for t in inputs}]
+    names = {t.name for t in inputs}
+    missing = [f for f in p.features if f not in names]
     if missing:
         raise RequestError(422, f"missing input {missing[0]!r} (a feature)", None, missing[0])
     rows = {t.shape[0] for t in inputs}

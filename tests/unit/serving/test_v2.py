@@ -244,7 +244,9 @@ def test_any_body_is_a_checked_batch_or_a_request_error(predictor: Predictor) ->
     """Fuzz: never another exception; an accepted batch is finite and has one id per row."""
     accepted: list[int] = []
 
-    @settings(max_examples=500, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=500, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+    )
     @given(body=_body)
     def check(body: object) -> None:
         try:
