@@ -201,7 +201,7 @@ def _tensor(spec: Any, k: int, raw: bytes, offset: int) -> tuple[Tensor, int]:
     if not isinstance(spec, dict):
         raise RequestError(400, f"inputs[{k}] must be an object with name, shape, datatype, data")
     if not spec.keys() <= _TENSOR_KEYS:
-        no_other_keys(spec, _TENSOR_KEYS, f"inputs[{k}]")
+        no_other_keys(spec, set(_TENSOR_KEYS), f"inputs[{k}]")
     name, shape, datatype = spec.get("name"), spec.get("shape"), spec.get("datatype")
     if not isinstance(name, str):
         raise RequestError(400, f"inputs[{k}] needs a string 'name'")
