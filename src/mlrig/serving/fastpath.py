@@ -28,21 +28,19 @@ class FastPath:
     ) -> None:
         self.app = app
         self._handler = handler
-        self._id_patterns = id_patterns
+        self._ids = id_patterns
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        path = scope.get("path", "")
-        protocol = _ROUTES.get(path) if scope["type"] == "http" else None
-        v2_target = None
-        if protocol is None and scope["type"] == "http" and path.startswith("/v2/models/"):
-            v2_target = infer_target(path)
-        if (protocol is None and v2_target is None) or scope["method"] != "POST":
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        route: Protocol | tuple[str, str | None] | None = _ROUTES.get(path)
+        if route is None and path.startswith("/v2/models/"):
+            route = infer_target(path)
+        if route is None or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        if v2_target is not None:
-            protocol = v2_infer(*v2_target, headers, self._id_patterns)
-        assert protocol is not None
+        # V2 infer: made per request, as the path and a header are part of it
+        protocol = route if isinstance(route, Protocol) else v2_infer(*route, headers, self._ids)
         body = await self._read(headers, receive)
         reply = await self._handler.handle(protocol, headers, body)
         out = [
