@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from mlrig.predictions.ids import MAX_ID_CHARS, MAX_INT_ID
 from mlrig.serving import v2
 from mlrig.serving.predictor import MAX_ABS_VALUE, Predictor
+from mlrig.serving.v2_request import DATATYPES
 
 
 class Feedback(BaseModel):
@@ -307,7 +308,7 @@ def _v2_tensor(with_data: bool) -> dict[str, Any]:
     props: dict[str, Any] = {
         "name": {"type": "string"},
         "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}, "maxItems": 2},
-        "datatype": {"type": "string", "enum": sorted(v2.DATATYPES)},
+        "datatype": {"type": "string", "enum": sorted(DATATYPES)},
         "parameters": {"type": "object"},
     }
     if with_data:

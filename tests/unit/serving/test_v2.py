@@ -129,6 +129,18 @@ def test_categorical_features_take_bytes(zoned: Predictor) -> None:
         ({"inputs": []}, 400, None, "non-empty list"),
         ({"inputs": [_t("x1", [1]), _t("x2", [1])], "params": {}}, 400, "params", "unknown key"),
         (
+            {"inputs": [_t("x1", [1]), _t("x2", [1])], "model_name": "n"},
+            400,
+            None,
+            "differs from the path's 'm'",
+        ),
+        (
+            {"inputs": [_t("x1", [1]), _t("x2", [1])], "model_version": "9"},
+            404,
+            None,
+            "version '9' is not served",
+        ),
+        (
             {"inputs": [_t("x1", [1]), _t("x2", [1])], "outputs": [{"name": "nope"}]},
             400,
             None,
