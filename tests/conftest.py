@@ -48,6 +48,8 @@ def wine_csv(tmp_path: Path) -> Path:
     return dest
 
 
+
+
 def run_cli(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 180
 ) -> subprocess.CompletedProcess[str]:
@@ -313,7 +315,6 @@ def log_traffic(
     import numpy as np
 
     from mlrig.predictions.records import PredictionBatch, generated_ids, new_batch_id
-
     x = rows[list(predictor.features)].to_numpy(dtype=np.float64)
     ids: list[str] = []
     records = []
@@ -323,18 +324,8 @@ def log_traffic(
         b = new_batch_id()
         records.append(
             PredictionBatch(
-                b,
-                generated_ids(b, len(chunk)),
-                False,
-                dt.datetime.now(dt.UTC),
-                predictor.name,
-                predictor.version,
-                "predict",
-                predictor.features,
-                chunk,
-                preds,
-                1.0,
-                proba,
+                b, generated_ids(b, len(chunk)), False, dt.datetime.now(dt.UTC), predictor.name,
+                predictor.version, "predict", predictor.features, chunk, preds, 1.0, proba,
                 predictor.classes,
             )
         )

@@ -17,22 +17,9 @@ SOAK = Path(__file__).resolve().parents[2] / "bench" / "soak.py"
 @pytest.mark.slow
 def test_soak_one_minute_loses_nothing_and_memory_stays_flat(trained_template: Path) -> None:
     done = subprocess.run(
-        [
-            str(BIN / "python"),
-            str(SOAK),
-            "--seconds",
-            "60",
-            "--rate",
-            "100",
-            "--every",
-            "10",
-            "--home",
-            str(trained_template),
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+        [str(BIN / "python"), str(SOAK), "--seconds", "60", "--rate", "100", "--every", "10",
+         "--home", str(trained_template), "--json"],
+        capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     s = json.loads(done.stdout.strip().splitlines()[-1])

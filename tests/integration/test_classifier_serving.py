@@ -34,9 +34,7 @@ def test_classifier_answers_and_logs_probabilities(
         server.wait_ready()
         rows = [WINE_ROW, {**WINE_ROW, "alcohol": 13.5, "sulphates": 0.85}]
         predicted = httpx.post(f"{server.url}/predict", json=rows).json()["predictions"]
-        split = {
-            "dataframe_split": {"columns": list(WINE_ROW), "data": [list(r.values()) for r in rows]}
-        }
+        split = {"dataframe_split": {"columns": list(WINE_ROW), "data": [list(r.values()) for r in rows]}}
         invoked = httpx.post(f"{server.url}/invocations", json=split).json()
     finally:
         server.stop()

@@ -39,9 +39,7 @@ def _with_extra_columns(frame: pd.DataFrame, seed: int, skew: float = 0.0) -> pd
 CATEGORICAL = ["zone", "flag"]
 
 
-def _evidently(
-    reference: pd.DataFrame, current: pd.DataFrame
-) -> tuple[dict[str, tuple[str, float]], float]:
+def _evidently(reference: pd.DataFrame, current: pd.DataFrame) -> tuple[dict[str, tuple[str, float]], float]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from evidently import DataDefinition, Dataset, Report

@@ -72,7 +72,9 @@ def test_calm_traffic_no_retrain_then_white_wine_retrains_and_the_recent_slice_p
     # models show names both scores and the rule; the loop pass is an MLflow run
     shown = run_cli("models", "show", MODEL, "--home", home)
     assert "recent" in shown.stdout and "frozen" in shown.stdout and "gate = auto" in shown.stdout
-    loop_runs = client.search_runs([client.get_experiment_by_name(f"{MODEL}-loop").experiment_id])
+    loop_runs = client.search_runs(
+        [client.get_experiment_by_name(f"{MODEL}-loop").experiment_id]
+    )
     assert {r.data.tags["mlrig.loop.outcome"] for r in loop_runs} == {"no_retrain", "promoted"}
 
     # the cool-down keeps the next pass from retraining again on the same drift

@@ -62,30 +62,19 @@ def test_red_wine_traffic_is_not_drift_and_white_wine_is(trained_home: Path) -> 
 
 def test_one_drifted_column_is_named(trained_home: Path) -> None:
     red = wine_frame("red").sample(800, random_state=5)
-    log_traffic(
-        prediction_store(trained_home),
-        predictor_of(trained_home),
-        red.assign(alcohol=red["alcohol"] + 2.5),
-    )
+    log_traffic(prediction_store(trained_home), predictor_of(trained_home), red.assign(alcohol=red["alcohol"] + 2.5))
     done = run_cli("monitor", "--home", str(trained_home), "--no-track")
     assert done.returncode == 0, done.stderr  # one column of eleven: no dataset drift
     alcohol = next(line for line in done.stdout.splitlines() if "alcohol" in line)
     assert "yes" in alcohol
-    others = [
-        line for line in done.stdout.splitlines() if "wasserstein" in line and "alcohol" not in line
-    ]
+    others = [line for line in done.stdout.splitlines() if "wasserstein" in line and "alcohol" not in line]
     assert len(others) == 10 and not any("yes" in line for line in others)
     assert "1/11 features" in done.stdout and "verdict   ok" in done.stdout
 
 
 def test_feedback_that_disagrees_makes_a_regression_model_degraded(trained_home: Path) -> None:
     red = wine_frame("red").sample(400, random_state=6)
-    log_traffic(
-        prediction_store(trained_home),
-        predictor_of(trained_home),
-        red,
-        red["quality"].to_numpy() + 2,
-    )
+    log_traffic(prediction_store(trained_home), predictor_of(trained_home), red, red["quality"].to_numpy() + 2)
     code, result = _monitor(trained_home, "--no-track")
     quality = result["versions"][0]["quality"]
     assert code == 1 and result["verdict"] == "degraded"
@@ -95,9 +84,7 @@ def test_feedback_that_disagrees_makes_a_regression_model_degraded(trained_home:
 
 def test_too_little_data_is_insufficient_not_a_verdict(trained_home: Path) -> None:
     red = wine_frame("white").head(12)  # even a foreign population: too few rows to say
-    log_traffic(
-        prediction_store(trained_home), predictor_of(trained_home), red, red["quality"].to_numpy()
-    )
+    log_traffic(prediction_store(trained_home), predictor_of(trained_home), red, red["quality"].to_numpy())
     code, result = _monitor(trained_home, "--no-track")
     assert code == 0 and result["verdict"] == "insufficient_data"
     version = result["versions"][0]
@@ -114,14 +101,10 @@ def test_errors_exit_2_and_name_the_model(trained_home: Path) -> None:
 
 def test_evidently_report_on_a_stated_sample(trained_home: Path, tmp_path: Path) -> None:
     red = wine_frame("red").sample(700, random_state=7)
-    log_traffic(
-        prediction_store(trained_home), predictor_of(trained_home), red, red["quality"].to_numpy()
-    )
+    log_traffic(prediction_store(trained_home), predictor_of(trained_home), red, red["quality"].to_numpy())
     (tmp_path / "mlrig.toml").write_text("[monitoring]\nreport_rows = 300\n")
     out = tmp_path / "report.html"
-    code, result = _monitor(
-        trained_home, "--html", str(out), "--config", str(tmp_path / "mlrig.toml")
-    )
+    code, result = _monitor(trained_home, "--html", str(out), "--config", str(tmp_path / "mlrig.toml"))
     assert code == 0 and result["html_rows"] == 300
     html = out.read_text()
     assert len(html) > 100_000 and "alcohol" in html and "Regression Model Performance" in html
@@ -168,9 +151,7 @@ def test_classifier_probabilities_give_live_auc_and_ks(tmp_path: Path) -> None:
     np.testing.assert_allclose(frame["proba_0"] + frame["proba_1"], 1.0)
 
 
-def test_monitoring_reads_the_postgresqlprediction_store(
-    trained_home: Path, postgres_url: str
-) -> None:
+def test_monitoring_reads_the_postgresqlprediction_store(trained_home: Path, postgres_url: str) -> None:
     import sqlalchemy as sa
 
     admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
@@ -205,11 +186,7 @@ def test_mlrig_run_logs_the_reference_profile_with_the_model(trained_home: Path)
     profile = ReferenceProfile.from_files(files)
     assert profile.task == "regression" and len(profile.features) == 11
     assert profile.training_rows == 1114 and len(profile.predictions) == 400
-    assert (
-        profile.stats["alcohol"]["min"]
-        <= profile.stats["alcohol"]["mean"]
-        <= profile.stats["alcohol"]["max"]
-    )
+    assert profile.stats["alcohol"]["min"] <= profile.stats["alcohol"]["mean"] <= profile.stats["alcohol"]["max"]
 
 
 def test_a_version_without_a_reference_profile_gets_one_built_once(tmp_path: Path) -> None:

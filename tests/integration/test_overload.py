@@ -377,9 +377,7 @@ def test_a_locked_postgresql_table_answers_503_then_logs_the_request_at_least_on
         finally:
             locker.dispose()
         _eventually(lambda: srv.ready().status_code == 200)
-        assert (
-            srv.store.missing_ids("m", ["r1"]) == []
-        )  # committed once the lock went: at-least-once
+        assert srv.store.missing_ids("m", ["r1"]) == []  # committed once the lock went: at-least-once
         first = _id_rows(srv.store, "r1")
         retry = httpx.post(f"{srv.url}/predict", json=_row("r1"), timeout=30)
         assert retry.status_code == 200

@@ -30,7 +30,9 @@ def _run_ids(home: Path) -> set[str]:
 
 
 @pytest.mark.slow
-def test_alternating_homes_keep_runs_models_and_uris_apart(tmp_path: Path, wine_csv: Path) -> None:
+def test_alternating_homes_keep_runs_models_and_uris_apart(
+    tmp_path: Path, wine_csv: Path
+) -> None:
     import mlflow
 
     from mlrig.pipeline.runner import run_training

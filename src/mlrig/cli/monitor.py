@@ -105,9 +105,7 @@ def _print(outcome: MonitorOutcome) -> None:
     for note in a.notes:
         out.print(f"note      {escape(note)}")
     for v in a.versions:
-        out.print(
-            f"[bold]version {v.version}[/]: {v.rows} predictions, {v.quality.labelled} with feedback"
-        )
+        out.print(f"[bold]version {v.version}[/]: {v.rows} predictions, {v.quality.labelled} with feedback")
         for note in v.notes:
             out.print(f"  note    {escape(note)}")
         if v.drift is not None:

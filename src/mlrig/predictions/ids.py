@@ -63,7 +63,9 @@ def id_field(
     and is not one of the model's ``features`` (a feature named ``store_id`` stays a feature).
     None when there is none; ValueError naming both when two names qualify. Pure."""
     found = [
-        n for n in names if n not in features and any(fnmatch.fnmatchcase(n, p) for p in patterns)
+        n
+        for n in names
+        if n not in features and any(fnmatch.fnmatchcase(n, p) for p in patterns)
     ]
     if len(found) > 1:
         raise ValueError(f"two fields could be the id: {found[0]!r} and {found[1]!r}")

@@ -325,15 +325,11 @@ def create_app(
             return _response(json_reply({"error": f"no static file {name!r}"}, 404))
         return Response(static_file(name), media_type=STATIC_FILES[name])
 
-    @app.get(
-        "/overview.json", summary="What the overview page shows: model, traffic, log, monitoring"
-    )
+    @app.get("/overview.json", summary="What the overview page shows: model, traffic, log, monitoring")
     async def overview_json() -> Response:
         return _response(json_reply(await _store_read(overview.overview())))
 
-    @app.get(
-        "/monitoring", summary="The latest drift and live-quality verdict (from `mlrig monitor`)"
-    )
+    @app.get("/monitoring", summary="The latest drift and live-quality verdict (from `mlrig monitor`)")
     async def monitoring() -> Response:
         return _response(json_reply(await _store_read(overview.monitoring())))
 

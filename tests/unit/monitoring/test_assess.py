@@ -19,19 +19,10 @@ def _profile(seed: int = 0, shift: float = 0.0) -> ReferenceProfile:
     return build_profile(x, rng.normal(5, 1, 400), "regression")
 
 
-def _rows(
-    version: str, x: np.ndarray, preds: np.ndarray, actual: np.ndarray | None = None
-) -> VersionRows:
+def _rows(version: str, x: np.ndarray, preds: np.ndarray, actual: np.ndarray | None = None) -> VersionRows:
     n = len(x)
     return VersionRows(
-        "m",
-        version,
-        FEATURES,
-        False,
-        x,
-        preds,
-        None,
-        None,
+        "m", version, FEATURES, False, x, preds, None, None,
         np.full(n, np.nan) if actual is None else actual,
     )
 

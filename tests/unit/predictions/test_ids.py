@@ -9,13 +9,7 @@ from mlrig.predictions.ids import MAX_ID_CHARS, check_client_id, id_field
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [
-        ("ride-1", "ride-1"),
-        (42, "42"),
-        (38.0, "38"),
-        ("é" * MAX_ID_CHARS, "é" * MAX_ID_CHARS),
-        (-7, "-7"),
-    ],
+    [("ride-1", "ride-1"), (42, "42"), (38.0, "38"), ("é" * MAX_ID_CHARS, "é" * MAX_ID_CHARS), (-7, "-7")],
 )
 def test_accepted_ids_become_the_text_the_store_keys_on(value: object, expected: str) -> None:
     assert check_client_id(value) == expected
@@ -24,10 +18,7 @@ def test_accepted_ids_become_the_text_the_store_keys_on(value: object, expected:
 @pytest.mark.parametrize(
     ("value", "reason"),
     [
-        (
-            "x" * (MAX_ID_CHARS + 1),
-            f"at most {MAX_ID_CHARS} characters long, got {MAX_ID_CHARS + 1}",
-        ),
+        ("x" * (MAX_ID_CHARS + 1), f"at most {MAX_ID_CHARS} characters long, got {MAX_ID_CHARS + 1}"),
         ("a\x00b", "control characters, got U\\+0000 at position 1"),
         ("line\nbreak", "U\\+000A"),
         ("", "must not be empty"),

@@ -182,9 +182,7 @@ def test_binary_classifier_answers_the_positive_class_probability() -> None:
     p = Predictor(LoadedModel(model, "m", "1", None, FEATURES, task="classification"), 10)
     _, proba = p.predict(frame.to_numpy())
     assert proba is not None
-    assert p.answer_probabilities(proba) == pytest.approx(
-        model.predict_proba(frame.to_numpy())[:, 1].tolist()
-    )
+    assert p.answer_probabilities(proba) == pytest.approx(model.predict_proba(frame.to_numpy())[:, 1].tolist())
 
 
 def test_regressor_has_no_probabilities(predictor: Predictor) -> None:
