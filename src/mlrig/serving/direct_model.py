@@ -52,7 +52,7 @@ def direct_method(model: Any, method: str, n_features: int) -> Method | None:
 
 
 def _column_step(prep: Any, n_features: int) -> Method | None:
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
     parts: list[_Part] = []
     for _name, trans, cols in prep.transformers_:
@@ -60,7 +60,9 @@ def _column_step(prep: Any, n_features: int) -> Method | None:
             return None  # column names or masks: never produced by training, not handled here
         if (isinstance(trans, str) and trans == "drop") or not cols:
             continue
-        if isinstance(trans, str) and trans == "passthrough":
+        if (isinstance(trans, str) and trans == "passthrough") or (
+            type(trans) is FunctionTransformer and trans.func is None  # fitted "passthrough"
+        ):
             parts.append((cols, None, None))
         elif type(trans) is StandardScaler:
             mean = trans.mean_ if trans.with_mean else None
