@@ -19,6 +19,7 @@ features the statement carried (faults.py); anything else is a bug and propagate
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -191,10 +192,8 @@ class PredictionStore:
         with self._held_lock:
             if conn in self._held:
                 self._held.remove(conn)
-        try:
+        with contextlib.suppress(Exception):  # thrown away next: nothing left to undo
             conn.rollback()
-        except Exception:  # the connection is being thrown away: nothing left to undo
-            pass
         conn.invalidate()
 
     def _classes_json(self, classes: tuple[str, ...]) -> str:
@@ -380,8 +379,10 @@ class PredictionStore:
         return frame.merge(truth, on=["model_name", "id"], how="left")
 
     def close(self) -> None:
-        with self._held_lock:
-            held, self._held = self._held, []
+        held: list[Any] = []
+        if "_held" in self.__dict__:  # a subclass may open its engine without our __init__
+            with self._held_lock:
+                held, self._held = self._held, []
         for conn in held:
             conn.close()  # back to the pool, which dispose() then closes
         self.engine.dispose()

@@ -47,7 +47,7 @@ def test_other_estimators_are_called_directly_after_the_column_step() -> None:
     direct = direct_method(forest, "predict", 4)
     assert direct is not None
     assert np.array_equal(direct(X[:9]), forest.predict(X[:9]))
-    labels = (Y > Y.mean()).astype(int)
+    labels = (Y.mean() < Y).astype(int)
     clf = _fit([("numeric", StandardScaler(), [0, 1, 2, 3])], LogisticRegression(), labels)
     proba = direct_method(clf, "predict_proba", 4)
     assert proba is not None
