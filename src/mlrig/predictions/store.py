@@ -19,7 +19,9 @@ features the statement carried (faults.py); anything else is a bug and propagate
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -86,6 +88,9 @@ class PredictionStore:
         self._insert_ids = _insert_sql(prediction_ids, dialect, ("model_name", "id"))
         self._names_json: dict[tuple[tuple[str, ...], bool], str] = {}
         self._classes: dict[tuple[str, ...], str] = {}
+        self._writing = threading.local()  # SQLite: each writing thread's own held connection
+        self._held: list[Any] = []
+        self._held_lock = threading.Lock()
 
     def create_schema(self) -> None:
         """Create the schema or upgrade it to the newest revision; see ``upgrade``."""
@@ -146,11 +151,50 @@ class PredictionStore:
             )
             if b.client_ids:
                 id_rows.extend((b.model_name, pid, b.batch_id, i) for i, pid in enumerate(b.ids))
+        if sqlite:
+            self._insert_sqlite(rows, id_rows)
+            return
         # the driver's error would quote every id and feature blob of the commit
         with store_faults("write predictions"), self.engine.begin() as conn:
             conn.exec_driver_sql(self._insert_requests, rows)
             if id_rows:
                 conn.exec_driver_sql(self._insert_ids, id_rows)
+
+    def _insert_sqlite(self, rows: list[tuple[Any, ...]], id_rows: list[Any]) -> None:
+        """The same transaction on a DB-API connection this thread keeps checked out: on a
+        2-vCPU VM SQLAlchemy's checkout, transaction and reset-on-return cost ≈300 µs a
+        commit next to SQLite's own ≈450 µs (fsync included). Any fault drops the connection
+        (the next write opens a new one) and leaves as StoreUnavailableError."""
+        conn = getattr(self._writing, "conn", None)
+        try:
+            if conn is None:
+                conn = self.engine.raw_connection()  # the connect event's pragmas apply
+                self._writing.conn = conn
+                with self._held_lock:
+                    self._held.append(conn)
+            cursor = conn.cursor()
+            try:
+                cursor.executemany(self._insert_requests, rows)
+                if id_rows:
+                    cursor.executemany(self._insert_ids, id_rows)
+            finally:
+                cursor.close()
+            conn.commit()
+        except (sa.exc.SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error) as exc:
+            self._drop_writing_connection()
+            raise fault("write predictions", exc) from exc
+
+    def _drop_writing_connection(self) -> None:
+        conn = getattr(self._writing, "conn", None)
+        self._writing.conn = None
+        if conn is None:
+            return
+        with self._held_lock:
+            if conn in self._held:
+                self._held.remove(conn)
+        with contextlib.suppress(Exception):  # thrown away next: nothing left to undo
+            conn.rollback()
+        conn.invalidate()
 
     def _classes_json(self, classes: tuple[str, ...]) -> str:
         text = self._classes.get(classes)
@@ -335,6 +379,12 @@ class PredictionStore:
         return frame.merge(truth, on=["model_name", "id"], how="left")
 
     def close(self) -> None:
+        held: list[Any] = []
+        if "_held" in self.__dict__:  # a subclass may open its engine without our __init__
+            with self._held_lock:
+                held, self._held = self._held, []
+        for conn in held:
+            conn.close()  # back to the pool, which dispose() then closes
         self.engine.dispose()
 
 

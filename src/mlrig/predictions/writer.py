@@ -45,6 +45,7 @@ from mlrig.errors import StoreUnavailableError
 from mlrig.predictions.records import PredictionBatch
 from mlrig.predictions.replay import SpoolHealth, SpoolReplay
 from mlrig.predictions.spool import Spool
+from mlrig.predictions.stages import COMMIT, HANDOFF, StageClock, perf_counter_ns
 from mlrig.predictions.store import PredictionStore
 
 log = logging.getLogger(__name__)
@@ -63,9 +64,11 @@ class _Pending(NamedTuple):
 
     batches: Sequence[PredictionBatch]
     n_rows: int
-    future: asyncio.Future[None]
+    future: asyncio.Future[int]
     loop: asyncio.AbstractEventLoop
     timer: asyncio.TimerHandle
+    n_requests: int
+    queued_ns: int  # perf_counter_ns() at submit: the hand-off stage starts
 
 
 _STOP = None  # queued by stop(): commit what came before, then end
@@ -141,8 +144,10 @@ class GroupCommitWriter:
         replay_interval_s: float = 1.0,
         replay_max_rows: int = 5_000,
         replay_max_backoff_s: float = 10.0,
+        stages: StageClock | None = None,
     ) -> None:
         self._store = store
+        self.stages = stages if stages is not None else StageClock()
         self._replay = (
             None
             if spool is None
@@ -223,12 +228,13 @@ class GroupCommitWriter:
 
     def submit(
         self, batches: Sequence[PredictionBatch], n_requests: int = 1
-    ) -> asyncio.Future[None]:
+    ) -> asyncio.Future[int]:
         """Queue ``batches`` (from ``n_requests`` requests); the future completes once they are
-        committed, or fails with StoreUnavailableError (the commit failed, the writer is down,
-        or the deadline passed first). Call from a running event loop."""
+        committed, with the ``perf_counter_ns()`` at which the writer sent the wake-up (the
+        wake stage starts), or fails with StoreUnavailableError (the commit failed, the
+        writer is down, or the deadline passed first). Call from a running event loop."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
+        future: asyncio.Future[int] = loop.create_future()
         if self._down is not None:
             _settle(future, self._error(f"prediction log writer is not running ({self._down})"))
             return future
@@ -236,7 +242,7 @@ class GroupCommitWriter:
         timer = loop.call_later(self._timeout_s, self._expire, future, n_requests)
         self._submitted_rows += n
         self.peak_queued_rows = max(self.peak_queued_rows, self.queued_rows)
-        self._queue.put(_Pending(batches, n, future, loop, timer))
+        self._queue.put(_Pending(batches, n, future, loop, timer, n_requests, perf_counter_ns()))
         return future
 
     async def write(self, batches: Sequence[PredictionBatch]) -> None:
@@ -246,7 +252,7 @@ class GroupCommitWriter:
     def _error(self, message: str) -> LogUnavailableError:
         return LogUnavailableError(message, self._retry_after_s)
 
-    def _expire(self, future: asyncio.Future[None], n_requests: int) -> None:
+    def _expire(self, future: asyncio.Future[int], n_requests: int) -> None:
         if future.done():
             return
         self.timed_out += n_requests
@@ -292,6 +298,9 @@ class GroupCommitWriter:
                     break
                 batch.append(item)
                 n += item.n_rows
+            picked = perf_counter_ns()
+            for pending in batch:
+                self.stages.add(HANDOFF, picked - pending.queued_ns, pending.n_requests)
             self._holding = batch
             self._commit(batch, n)
             self._holding = []
@@ -300,6 +309,7 @@ class GroupCommitWriter:
         batches = [b for pending in batch for b in pending.batches]
         error: Exception | None = None
         replay = self._replay
+        started = perf_counter_ns()
         self._commit_started = time.monotonic()
         try:
             if replay is not None and replay.spooling:  # nothing overtakes the spool ...
@@ -324,6 +334,9 @@ class GroupCommitWriter:
             error = self._error(f"prediction store: write failed ({type(exc).__name__})")
         finally:
             self._commit_started = None
+        took = perf_counter_ns() - started
+        for pending in batch:
+            self.stages.add(COMMIT, took, pending.n_requests)
         self._wake(batch, error)
 
     def _failed(self, exc: Exception, n: int) -> None:
@@ -356,12 +369,13 @@ class GroupCommitWriter:
             f"and the {refused}; nothing of this request was logged, retry later"
         )
 
-    def _wake(self, batch: list[_Pending], error: Exception | None) -> None:
+    def _wake(self, batch: list[_Pending], error: Exception | BaseException | None) -> None:
+        result: int | BaseException = perf_counter_ns() if error is None else error
         for pending in batch:
             self._settled_rows += pending.n_rows
             # RuntimeError: that event loop is closed, nobody is waiting any more
             with contextlib.suppress(RuntimeError):
-                pending.loop.call_soon_threadsafe(_settle, pending.future, error, pending.timer)
+                pending.loop.call_soon_threadsafe(_settle, pending.future, result, pending.timer)
 
     def _fail_everything(self) -> None:
         """The thread is ending: fail what it holds and what is still queued."""
@@ -379,18 +393,19 @@ class GroupCommitWriter:
 
 
 def _settle(
-    future: asyncio.Future[None],
-    error: Exception | None,
+    future: asyncio.Future[int],
+    outcome: int | BaseException,
     timer: asyncio.TimerHandle | None = None,
 ) -> None:
+    """On the loop: complete ``future`` with the wake-up stamp, or fail it."""
     if timer is not None:
         timer.cancel()
     if future.done():
         return
-    if error is None:
-        future.set_result(None)
+    if isinstance(outcome, int):
+        future.set_result(outcome)
     else:
-        future.set_exception(error)
+        future.set_exception(outcome)
         future.exception()  # retrieved: requests that gave up waiting leave no asyncio warning
 
 

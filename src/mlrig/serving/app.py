@@ -98,6 +98,7 @@ def create_app(
         description=f"Serves `models:/{follower.ref}`; every answered prediction is logged.",
     )
     metrics.watch_writer(writer.health)
+    metrics.watch_stages(writer.stages)
 
     # The store's own error is a 503 the client may retry; anything else is a bug: a 500 with
     # a JSON body (no stack trace) and the traceback in the log — never a 503.

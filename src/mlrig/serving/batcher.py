@@ -24,13 +24,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mlrig.predictions.records import PredictionBatch
+from mlrig.predictions.stages import PREDICT, TURN, StageClock, perf_counter_ns
 from mlrig.predictions.writer import GroupCommitWriter
 from mlrig.serving.predictor import Batch, Predictor
 
 log = logging.getLogger(__name__)
 
-# (predictions, class probabilities or None, future completing when the rows are committed)
-Predicted = tuple[np.ndarray, np.ndarray | None, asyncio.Future[None]]
+# (predictions, class probabilities or None, future completing when the rows are committed,
+# with the perf_counter_ns() stamp of the writer's wake-up)
+Predicted = tuple[np.ndarray, np.ndarray | None, asyncio.Future[int]]
 
 
 @dataclass
@@ -40,6 +42,7 @@ class _Item:
     endpoint: str
     started: float
     future: asyncio.Future[Predicted] = field(repr=False)
+    joined_ns: int = 0
 
 
 _Output = tuple[_Item, np.ndarray, np.ndarray | None]
@@ -50,6 +53,7 @@ class PredictBatcher:
 
     def __init__(self, writer: GroupCommitWriter) -> None:
         self._writer = writer
+        self.stages: StageClock = writer.stages
         self._pending: list[_Item] = []
         self._pending_rows = 0
 
@@ -62,7 +66,7 @@ class PredictBatcher:
         n = len(batch.ids)
         self._writer.admit(n, self._pending_rows)
         loop = asyncio.get_running_loop()
-        item = _Item(predictor, batch, endpoint, started, loop.create_future())
+        item = _Item(predictor, batch, endpoint, started, loop.create_future(), perf_counter_ns())
         self._pending.append(item)
         self._pending_rows += n
         if len(self._pending) == 1:
@@ -72,6 +76,9 @@ class PredictBatcher:
     def _flush(self) -> None:
         pending, self._pending, self._pending_rows = self._pending, [], 0
         live = [i for i in pending if not i.future.done()]  # a cancelled waiter: client gone
+        now, stages = perf_counter_ns(), self.stages
+        for i in live:
+            stages.add(TURN, now - i.joined_ns)
         try:
             self._predict_and_log(live)
         except Exception as exc:  # a bug here must fail its requests, not leave them waiting
@@ -87,7 +94,9 @@ class PredictBatcher:
         records: list[PredictionBatch] = []
         done: list[_Output] = []
         for group in groups.values():
+            t0 = perf_counter_ns()
             outputs = _predict_group(group)
+            self.stages.add(PREDICT, perf_counter_ns() - t0, len(group))
             if not outputs:
                 continue
             predictor = group[0].predictor

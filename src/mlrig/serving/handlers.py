@@ -18,6 +18,7 @@ import orjson
 from pydantic import SecretStr
 
 from mlrig.errors import StoreUnavailableError
+from mlrig.predictions.stages import ANSWER, PARSE, WAKE, perf_counter_ns
 from mlrig.serving import v2
 from mlrig.serving.batcher import PredictBatcher
 from mlrig.serving.follower import ModelFollower
@@ -139,6 +140,7 @@ class PredictionHandler:
     ) -> None:
         self._follower = follower
         self._batcher = batcher
+        self._stages = batcher.stages
         self._metrics = metrics
         self._token = predict_token
         self.max_body_bytes = max_body_bytes
@@ -170,11 +172,15 @@ class PredictionHandler:
         try:
             if isinstance(body, RequestError):
                 raise body
+            stages, parse_ns = self._stages, perf_counter_ns()
             batch = protocol.parse(predictor, body, headers.get("content-type", ""))
+            stages.add(PARSE, perf_counter_ns() - parse_ns)
             preds, proba, committed = await self._batcher.predict(
                 predictor, batch, protocol.endpoint, t0
             )
-            await committed
+            woken = await committed
+            answer_ns = perf_counter_ns()
+            stages.add(WAKE, answer_ns - woken)
         except RequestError as err:
             return json_reply(protocol.error(err), err.status)
         except StoreUnavailableError as err:  # the log cannot keep up or is down: retry later
@@ -190,4 +196,6 @@ class PredictionHandler:
             )
             return json_reply({"error": message}, 500)
         self._metrics.logged.inc(len(batch.ids))
-        return protocol.answer(predictor, batch, preds, proba)
+        reply = protocol.answer(predictor, batch, preds, proba)
+        stages.add(ANSWER, perf_counter_ns() - answer_ns)
+        return reply

@@ -7,9 +7,15 @@ from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
 from prometheus_client.registry import Collector
 
+from mlrig.predictions.stages import StageClock
 from mlrig.predictions.writer import WriterHealth
 
 _RECENT = 4096  # requests kept for the overview's rate and latency percentiles
@@ -78,6 +84,11 @@ class ServingMetrics:
         """Export the prediction log writer's health, read at each scrape (nothing on the hot
         path)."""
         self.registry.register(_WriterCollector(health))
+
+    def watch_stages(self, clock: StageClock) -> None:
+        """Export the hot path's per-stage time as ``mlrig_request_stage_seconds{stage}``
+        (count and sum: the mean per request is sum / count; read at each scrape)."""
+        self.registry.register(_StageCollector(clock))
 
     def set_model(self, name: str, version: str) -> None:
         self.model.clear()
@@ -149,6 +160,24 @@ class _WriterCollector(Collector):
                 "1 while the spool refuses writes (requests answered 503).",
                 int(s.error is not None),
             )
+
+
+class _StageCollector(Collector):
+    def __init__(self, clock: StageClock) -> None:
+        self._clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        family = SummaryMetricFamily(
+            "mlrig_request_stage_seconds",
+            "Time prediction requests spent in each stage of the hot path: parse, turn "
+            "(waiting for the micro-batch), predict, handoff (to the log writer thread), "
+            "commit (insert + fsync), wake (back on the event loop), answer. A stage shared "
+            "by a group of requests counts once per request.",
+            labels=["stage"],
+        )
+        for stage, (count, seconds) in self._clock.snapshot().items():
+            family.add_metric([stage], count, seconds)
+        yield family
 
 
 class _FollowerCollector(Collector):

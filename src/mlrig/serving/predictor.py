@@ -31,6 +31,7 @@ from mlrig.serving.bad_request import (
     type_msg,
 )
 from mlrig.serving.csv_body import csv_rows, read_csv
+from mlrig.serving.direct_model import Method, direct_method
 from mlrig.serving.json_body import (
     FORMAT_HELP,
     client_id,
@@ -94,10 +95,14 @@ class Predictor:
         )
         # Inputs are validated here, positionally, against the signature: sklearn's own
         # feature-name check would warn on every NumPy call.
+        self._direct: Method | None = None
         if list(getattr(self._estimator, "feature_names_in_", self.features)) == list(
             self.features
         ):
             accept_arrays(self._estimator)
+            if not self._categorical:  # the Pipeline's arithmetic without its per-call checks
+                method = "predict" if self._class_values is None else "predict_proba"
+                self._direct = direct_method(self._estimator, method, len(self.features))
 
     def self_check(self, example: Any) -> None:
         """Predict the model's own input example (a row of zeros when it has none) once, so a
@@ -129,9 +134,11 @@ class Predictor:
         # anyway is refused per request by unanswerable(), so numpy's warning adds nothing.
         with sklearn.config_context(assume_finite=True), np.errstate(all="ignore"):
             if self._class_values is not None:
-                proba = np.asarray(self._estimator.predict_proba(x), dtype=np.float64)
+                predict_proba = self._direct or self._estimator.predict_proba
+                proba = np.asarray(predict_proba(x), dtype=np.float64)
                 return self._class_values[np.argmax(proba, axis=1)], proba
-            return np.asarray(self._estimator.predict(x), dtype=np.float64).ravel(), None
+            predict = self._direct or self._estimator.predict
+            return np.asarray(predict(x), dtype=np.float64).ravel(), None
 
     def unanswerable(self, preds: np.ndarray, proba: np.ndarray | None) -> RequestError | None:
         """A 422 when the model's output for these rows is not finite (finite but extreme
