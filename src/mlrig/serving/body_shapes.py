@@ -28,7 +28,8 @@ from mlrig.serving.json_body import client_id, no_other_keys
 SHAPES = (
     'send one record {feature: value, ...}, a list of them, {"records": [...]}, one record '
     'nested beside its id ({"ride_id": ..., "ride": {feature: value, ...}}), or columns '
-    "{feature: [values], ...}; an id goes under 'id' or a name ending in '_id'"
+    "{feature: [values], ...}; an id goes under a field named as serving.id_fields says "
+    "(default: 'id' or a name ending in '_id')"
 )
 
 

@@ -85,6 +85,7 @@ class Predictor:
         self.task = model.task
         self.max_rows = max_rows
         self.id_fields = tuple(id_fields)  # names read as the record id (predictions.ids)
+        self.example = model.example  # the logged input example: the API docs' example values
         self._index = {f: i for i, f in enumerate(self.features)}
         self.categorical = model.categorical
         self._categorical = frozenset(model.categorical)
