@@ -29,12 +29,9 @@ def example_rows(model: Predictor, n: int = 2) -> list[dict[str, Any]]:
         rows.append(["a" if f in model.categorical else 1.0 for f in features])
     out = []
     for row in rows:
-        record = {}
+        record: dict[str, Any] = {}
         for f, v in zip(features, row, strict=True):
-            if f in model.categorical:
-                record[f] = str(v)
-            else:
-                record[f] = float(v)
+            record[f] = str(v) if f in model.categorical else float(v)
         out.append(record)
     return out
 

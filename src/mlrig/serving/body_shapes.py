@@ -133,8 +133,7 @@ def _columns(data: dict[str, Any], features: Mapping[str, int], patterns: Sequen
     if unknown is not None:
         raise RequestError(
             422,
-            f"unknown column {unknown!r} (expected {list(features)}, and optionally one id "
-            "column)",
+            f"unknown column {unknown!r} (expected {list(features)}, and optionally one id column)",
             None,
             unknown,
         )
@@ -193,7 +192,13 @@ def record_ids(
                 )
         value = rec[name]
         if value is not None and ids is not None:
-            ids[i] = _unique(client_id(value, i, name), seen, i, name)
+            rid = client_id(value, i, name)
+            if rid in seen:
+                raise RequestError(
+                    422, f"record {i}: duplicate id {rid!r} in this request", i, name
+                )
+            seen.add(rid)
+            ids[i] = rid
     if outer is None:
         return Ids(ids, name, name is not None)
     outer_name, value = outer

@@ -268,7 +268,8 @@ class ModelFollower:
         self._serve(predictor, model, "registry")
 
     def _predictor(self, model: LoadedModel) -> Predictor:
-        predictor = Predictor(model, self._max_rows, self._id_fields)  # refuses a model without a signature
+        # refuses a model without a signature
+        predictor = Predictor(model, self._max_rows, self._id_fields)
         self._check_contract(predictor)
         predictor.self_check(model.example)
         return predictor

@@ -176,7 +176,7 @@ class Predictor:
         ``{"records": [...]}``, one record nested beside its id, or columns; the client's ids
         are kept, with the field they came under."""
         shaped = predict_shape(loads(body), self._index, self.id_fields)
-        if type(shaped) is Columns:
+        if isinstance(shaped, Columns):
             return self._predict_columns(shaped, may_hold_bool(body))
         records = shaped.rows
         self._check_size(len(records))
@@ -190,7 +190,9 @@ class Predictor:
         """Column-oriented /predict: one array per feature, transposed (no per-row pass when
         every value is a number); the first bad value is named by record and field."""
         self._check_size(shaped.n)
-        ids = None if shaped.id_values is None else column_ids(shaped.id_values, shaped.id_name or "id")
+        ids = None
+        if shaped.id_values is not None and shaped.id_name is not None:
+            ids = column_ids(shaped.id_values, shaped.id_name)
         columns = [shaped.columns[f] for f in self.features]
         if self._categorical:
             rows = [list(r) for r in zip(*columns, strict=True)]

@@ -159,4 +159,5 @@ def test_a_feature_sent_as_an_object_is_a_bad_value_not_a_nested_record(
 
 def test_the_existing_error_for_an_id_beside_features_is_unchanged(predictor: Predictor) -> None:
     err = _refusal(predictor, [{**ROW, "id": "ok"}, {**ROW, "id": ""}])
-    assert (err.record, err.field) == (1, "id") and err.message == "record 1: 'id' must not be empty"
+    assert (err.record, err.field) == (1, "id")
+    assert err.message == "record 1: 'id' must not be empty"
