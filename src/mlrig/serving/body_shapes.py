@@ -17,9 +17,9 @@ field and listing the shapes. Pure functions of the parsed value.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from mlrig.predictions.ids import id_field
 from mlrig.serving.bad_request import RequestError
@@ -33,10 +33,47 @@ SHAPES = (
 )
 
 
-@dataclass(frozen=True)
-class Records:
+class IdNames:
+    """One model's id rule (:func:`mlrig.predictions.ids.id_field`: a name matching
+    ``patterns`` that is no feature), memoised per name: clients send the same few names on
+    every request, and matching a name costs more than the rest of a one-record parse."""
+
+    _MAX_KNOWN = 1024  # names remembered; a client inventing names cannot grow it further
+
+    def __init__(self, features: Collection[str], patterns: Sequence[str]) -> None:
+        self.features = features
+        self.patterns = tuple(patterns)
+        self._known: dict[str, bool] = {}
+        self.last: str | None = None  # the id field last found: most likely the next one too
+
+    def is_id(self, name: str) -> bool:
+        known = self._known.get(name)
+        if known is None:
+            known = id_field([name], self.features, self.patterns) is not None
+            if len(self._known) < self._MAX_KNOWN:
+                self._known[name] = known
+        return known
+
+    def one(self, names: list[str], record: int | None) -> str | None:
+        """The one id field among ``names``, or None; two are a 422 naming the second."""
+        found = [n for n in names if self.is_id(n)]
+        if len(found) < 2:
+            if not found:
+                return None
+            self.last = found[0]
+            return found[0]
+        try:
+            id_field(found, self.features, self.patterns)  # words the refusal
+        except ValueError as exc:
+            where = "" if record is None else f"record {record}: "
+            raise RequestError(422, f"{where}{exc}: send one id", record, found[1]) from None
+        raise AssertionError("id_field accepted two id fields")  # pragma: no cover
+
+
+class Records(NamedTuple):
     """Record-oriented: ``rows`` (not yet checked to be objects) and, for the nested form,
-    the (name, value) of the id sent beside the one record."""
+    the (name, value) of the id sent beside the one record. (A NamedTuple, as Ids: made on
+    every request, where a frozen dataclass costs a microsecond.)"""
 
     rows: list[Any]
     outer: tuple[str, Any] | None = None
@@ -52,8 +89,7 @@ class Columns:
     id_values: list[Any] | None
 
 
-@dataclass(frozen=True)
-class Ids:
+class Ids(NamedTuple):
     """The client's ids per record (None where one is to be generated; ``ids`` None when the
     body sent none), the field they came under, and whether that field is a key of each
     record (to be allowed beside the features)."""
@@ -63,9 +99,7 @@ class Ids:
     in_rows: bool
 
 
-def predict_shape(
-    data: Any, features: Mapping[str, int], patterns: Sequence[str]
-) -> Records | Columns:
+def predict_shape(data: Any, features: Mapping[str, int], ids: IdNames) -> Records | Columns:
     """The shape of a parsed /predict body. Raises RequestError (422, or 400 for unknown keys
     beside ``records``) when it is ambiguous or fits none."""
     if type(data) is list:
@@ -76,13 +110,19 @@ def predict_shape(
     if type(records) is list and "records" not in features:
         no_other_keys(data, {"records"}, 'a {"records": [...]} body')
         return Records(records)
+    for value in data.values():  # the common case, one flat record, in one cheap pass
+        kind = type(value)
+        if kind is list or kind is dict:
+            break
+    else:
+        return Records([data])
     lists: list[str] = []
     nested: list[str] = []
     for key, value in data.items():
         kind = type(value)
         if kind is list:
             lists.append(key)
-        elif kind is dict and key not in features and id_field([key], features, patterns) is None:
+        elif kind is dict and key not in features and not ids.is_id(key):
             nested.append(key)
     if not lists and not nested:
         return Records([data])
@@ -96,13 +136,11 @@ def predict_shape(
             lists[0],
         )
     if nested:
-        return _nested(data, nested, features, patterns)
-    return _columns(data, features, patterns)
+        return _nested(data, nested, ids)
+    return _columns(data, features, ids)
 
 
-def _nested(
-    data: dict[str, Any], nested: list[str], features: Mapping[str, int], patterns: Sequence[str]
-) -> Records:
+def _nested(data: dict[str, Any], nested: list[str], ids: IdNames) -> Records:
     if len(nested) > 1:
         raise RequestError(
             422,
@@ -113,7 +151,7 @@ def _nested(
         )
     key = nested[0]
     beside = [k for k in data if k != key]
-    name = _one_id(beside, features, patterns, None)
+    name = ids.one(beside, None)
     stray = next((k for k in beside if k != name), None)
     if stray is not None:
         raise RequestError(
@@ -126,9 +164,9 @@ def _nested(
     return Records([data[key]], None if name is None else (name, data[name]))
 
 
-def _columns(data: dict[str, Any], features: Mapping[str, int], patterns: Sequence[str]) -> Columns:
+def _columns(data: dict[str, Any], features: Mapping[str, int], ids: IdNames) -> Columns:
     extra = [k for k in data if k not in features]
-    name = _one_id(extra, features, patterns, None)
+    name = ids.one(extra, None)
     unknown = next((k for k in extra if k != name), None)
     if unknown is not None:
         raise RequestError(
@@ -160,7 +198,7 @@ def _columns(data: dict[str, Any], features: Mapping[str, int], patterns: Sequen
 def record_ids(
     rows: list[Any],
     features: Mapping[str, int],
-    patterns: Sequence[str],
+    id_names: IdNames,
     outer: tuple[str, Any] | None = None,
 ) -> Ids:
     """Check that every row is an object and read the client's ids: one id field per request,
@@ -177,7 +215,11 @@ def record_ids(
         if len(rec) == width:
             continue
         if name is None or len(rec) != width + 1 or name not in rec:
-            found = _one_id([k for k in rec if k not in features], features, patterns, i)
+            last = id_names.last
+            if len(rec) == width + 1 and last is not None and last in rec:
+                found: str | None = last  # the one key beyond the features' count
+            else:
+                found = id_names.one([k for k in rec if k not in features], i)
             if found is None:
                 continue  # unknown fields: named by the Predictor's field check
             if name is None:
@@ -216,26 +258,14 @@ def column_ids(values: list[Any], name: str) -> list[str | None]:
     """The id column's values as client ids (None where null: generated), each valid and
     unique; the 422 names the record and the column."""
     seen: set[str] = set()
-    return [
-        None if value is None else _unique(client_id(value, i, name), seen, i, name)
-        for i, value in enumerate(values)
-    ]
-
-
-def _unique(rid: str, seen: set[str], i: int, name: str) -> str:
-    if rid in seen:
-        raise RequestError(422, f"record {i}: duplicate id {rid!r} in this request", i, name)
-    seen.add(rid)
-    return rid
-
-
-def _one_id(
-    names: list[str], features: Mapping[str, int], patterns: Sequence[str], record: int | None
-) -> str | None:
-    """The one id field among ``names`` (id_field's rule); two are a 422 naming the second."""
-    try:
-        return id_field(names, features, patterns)
-    except ValueError as exc:
-        second = [n for n in names if id_field([n], features, patterns) is not None][1]
-        where = "" if record is None else f"record {record}: "
-        raise RequestError(422, f"{where}{exc}: send one id", record, second) from None
+    ids: list[str | None] = []
+    for i, value in enumerate(values):
+        if value is None:
+            ids.append(None)
+            continue
+        rid = client_id(value, i, name)
+        if rid in seen:
+            raise RequestError(422, f"record {i}: duplicate id {rid!r} in this request", i, name)
+        seen.add(rid)
+        ids.append(rid)
+    return ids

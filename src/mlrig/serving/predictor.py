@@ -31,7 +31,13 @@ from mlrig.serving.bad_request import (
     shown,
     type_msg,
 )
-from mlrig.serving.body_shapes import Columns, column_ids, predict_shape, record_ids
+from mlrig.serving.body_shapes import (
+    Columns,
+    IdNames,
+    column_ids,
+    predict_shape,
+    record_ids,
+)
 from mlrig.serving.csv_body import csv_rows, read_csv
 from mlrig.serving.json_body import (
     FORMAT_HELP,
@@ -85,6 +91,7 @@ class Predictor:
         self.task = model.task
         self.max_rows = max_rows
         self.id_fields = tuple(id_fields)  # names read as the record id (predictions.ids)
+        self._id_names = IdNames(self.features, self.id_fields)
         self.example = model.example  # the logged input example: the API docs' example values
         self._index = {f: i for i, f in enumerate(self.features)}
         self.categorical = model.categorical
@@ -175,12 +182,12 @@ class Predictor:
         """Any accepted /predict shape (serving/body_shapes.py): records, a list of them,
         ``{"records": [...]}``, one record nested beside its id, or columns; the client's ids
         are kept, with the field they came under."""
-        shaped = predict_shape(loads(body), self._index, self.id_fields)
+        shaped = predict_shape(loads(body), self._index, self._id_names)
         if isinstance(shaped, Columns):
             return self._predict_columns(shaped, may_hold_bool(body))
         records = shaped.rows
         self._check_size(len(records))
-        found = record_ids(records, self._index, self.id_fields, shaped.outer)
+        found = record_ids(records, self._index, self._id_names, shaped.outer)
         allow = {found.name} if found.in_rows and found.name is not None else set()
         x = self._records_matrix(records, body, allow)
         self._check_values(x)
@@ -213,6 +220,8 @@ class Predictor:
         batch_id = new_batch_id()
         if ids is None:
             return Batch(batch_id, generated_ids(batch_id, len(x)), False, x, name)
+        if None not in ids:  # every record sent its id
+            return Batch(batch_id, ids, True, x, name)  # type: ignore[arg-type]
         given = [generated_id(batch_id, i) if rid is None else rid for i, rid in enumerate(ids)]
         return Batch(batch_id, given, any(rid is not None for rid in ids), x, name)
 

@@ -13,12 +13,13 @@ import pytest
 from sklearn.linear_model import LinearRegression
 
 from mlrig.predictions.ids import DEFAULT_ID_FIELDS
-from mlrig.serving.body_shapes import Columns, Records, predict_shape, record_ids
+from mlrig.serving.body_shapes import Columns, IdNames, Records, predict_shape, record_ids
 from mlrig.serving.predictor import Predictor, RequestError
 from mlrig.tracking.loading import LoadedModel
 
 FEATURES = ("x1", "x2", "x3")
 INDEX = {f: i for i, f in enumerate(FEATURES)}
+IDS = IdNames(FEATURES, DEFAULT_ID_FIELDS)
 ROW = {"x1": 1.0, "x2": 2.0, "x3": 3.0}
 
 
@@ -30,7 +31,7 @@ def predictor() -> Predictor:
 
 
 def _shape(body: Any) -> Records | Columns:
-    return predict_shape(body, INDEX, DEFAULT_ID_FIELDS)
+    return predict_shape(body, INDEX, IDS)
 
 
 def _refusal(p: Predictor, body: Any) -> RequestError:
@@ -53,7 +54,7 @@ def test_an_id_beside_one_nested_record_is_that_record_with_the_outer_id() -> No
     shaped = _shape({"ride_id": "ride_xyz", "ride": ROW})
     assert isinstance(shaped, Records)
     assert shaped.rows == [ROW] and shaped.outer == ("ride_id", "ride_xyz")
-    ids = record_ids(shaped.rows, INDEX, DEFAULT_ID_FIELDS, shaped.outer)
+    ids = record_ids(shaped.rows, INDEX, IDS, shaped.outer)
     assert (ids.ids, ids.name, ids.in_rows) == (["ride_xyz"], "ride_id", False)
 
 
@@ -67,16 +68,25 @@ def test_columns_drop_the_id_column_and_keep_its_values() -> None:
 
 def test_a_feature_whose_name_looks_like_an_id_stays_a_feature() -> None:
     index = {"store_id": 0, "x": 1}
-    shaped = predict_shape({"store_id": [1, 2], "x": [3, 4]}, index, DEFAULT_ID_FIELDS)
+    rule = IdNames(index, DEFAULT_ID_FIELDS)
+    shaped = predict_shape({"store_id": [1, 2], "x": [3, 4]}, index, rule)
     assert isinstance(shaped, Columns) and shaped.id_name is None
-    ids = record_ids([{"store_id": 1, "x": 2, "id": "a"}], index, DEFAULT_ID_FIELDS)
+    ids = record_ids([{"store_id": 1, "x": 2, "id": "a"}], index, rule)
     assert (ids.ids, ids.name) == (["a"], "id")
 
 
 def test_id_names_follow_the_configured_patterns() -> None:
-    ids = record_ids([{**ROW, "key": "k1"}], INDEX, ("key",))
+    rule = IdNames(FEATURES, ("key",))
+    ids = record_ids([{**ROW, "key": "k1"}], INDEX, rule)
     assert (ids.ids, ids.name) == (["k1"], "key")
-    assert record_ids([{**ROW, "ride_id": "r"}], INDEX, ("key",)).ids is None  # not an id
+    assert record_ids([{**ROW, "ride_id": "r"}], INDEX, rule).ids is None  # not an id
+
+
+def test_the_name_memo_is_bounded() -> None:
+    rule = IdNames(FEATURES, DEFAULT_ID_FIELDS)
+    for i in range(3000):
+        assert rule.is_id(f"n{i}_id") and not rule.is_id(f"n{i}")
+    assert len(rule._known) == IdNames._MAX_KNOWN
 
 
 # --- through the Predictor: values, ids, echo name -----------------------------------------------
