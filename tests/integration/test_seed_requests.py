@@ -234,7 +234,11 @@ RIDE = {"PULocationID": 100, "DOLocationID": 102, "trip_distance": 30}
     ("body", "field", "text"),
     [
         ({"ride_id": "r1", "ride": RIDE, "trip": RIDE}, "trip", "two nested objects"),
-        ({**RIDE, "trip_distance": [30, 31]}, "trip_distance", "is a list but"),
+        (
+            {"PULocationID": [100], "DOLocationID": [102], "trip_distance": 30},
+            "PULocationID",
+            "is a list but 'trip_distance' is not",
+        ),
         (
             {"PULocationID": [1, 2], "DOLocationID": [3, 4], "trip_distance": [1.0]},
             "trip_distance",

@@ -124,8 +124,8 @@ def predict_shape(data: Any, features: Mapping[str, int], ids: IdNames) -> Recor
             lists.append(key)
         elif kind is dict and key not in features and not ids.is_id(key):
             nested.append(key)
-    if not lists and not nested:
-        return Records([data])
+    if not nested and len(lists) < len(data) - len(lists):
+        return Records([data])  # a record with a bad value or two: its check names them
     if lists and (nested or len(lists) < len(data)):
         other = nested[0] if nested else next(k for k in data if type(data[k]) is not list)
         raise RequestError(

@@ -126,7 +126,8 @@ def test_records_with_ride_id_keep_it_as_the_id(predictor: Predictor) -> None:
     ("body", "field", "text"),
     [
         ({"a": ROW, "b": ROW}, "b", "two nested objects 'a' and 'b'"),
-        ({"x1": [1], "x2": 2, "x3": 3}, "x1", "is a list but 'x2' is not"),
+        ({"x1": [1], "x2": [2], "x3": 3}, "x1", "is a list but 'x3' is not"),
+        ({"x1": [1], "x2": 2, "x3": 3}, "x1", "record 0: field 'x1' must be a number"),
         ({"ride": ROW, "x1": [1]}, "x1", "is a list but 'ride' is not"),
         ({"x1": [1, 2], "x2": [1, 2], "x3": [1]}, "x3", "columns must be equally long"),
         ({"x1": [1], "x2": [1], "x3": [1], "id": [1, 2]}, "id", "equally long"),
