@@ -116,7 +116,7 @@ def taxi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         'features = ["PULocationID", "DOLocationID", "trip_distance"]\n'
         'categorical = ["PULocationID", "DOLocationID"]\n'
         'drop = ["lpep_pickup_datetime", "lpep_dropoff_datetime"]\n'
-        '[train]\nmodel = "ridge"\nparams = { alpha = 1.0 }\n'
+        '[train]\nmodel = "ridge"\nparams = { alpha = 1.0 }\nplots = false\n'
         '[tracking]\nmodel_name = "taxi-duration"\n'
     )
     _train(root / ".mlrig", config)
@@ -134,7 +134,8 @@ def fraud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     config = root / "fraud.toml"
     config.write_text(
         f'[data]\nsource = "{data}"\ntarget = "Class"\n'
-        '[train]\nmodel = "logistic"\n[tracking]\nmodel_name = "credit-card-default"\n'
+        '[train]\nmodel = "logistic"\nplots = false\n'
+        '[tracking]\nmodel_name = "credit-card-default"\n'
     )
     _train(root / ".mlrig", config)
     server = _serve(root / ".mlrig", "credit-card-default@champion")
