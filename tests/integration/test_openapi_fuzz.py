@@ -16,9 +16,9 @@ object_level_authorization), which pass trivially here: the spec has no links be
 operations and no security scheme (an unset predict token means open).
 
 Where a check cannot apply, the exception is narrow and stated where it is made:
-- JSON Schema cannot say "ids unique within the request" nor "equally long columns"; a
-  positive case that breaks one of these two documented rules must instead get the 4xx that
-  names it (positive_data_acceptance is not asked of that case alone).
+- JSON Schema cannot say "ids unique within the request", "one id field per request" nor
+  "equally long columns"; a positive case that breaks one of these documented rules must
+  instead get the 4xx that names it (positive_data_acceptance is not asked of that case alone).
 - A ``text/csv`` body is a JSON Schema string: the schema cannot state CSV's grammar, so
   positive/negative acceptance cannot be judged from it for that media type; the other checks
   still run, and the CSV grammar itself is fuzzed against an exact oracle in
@@ -43,7 +43,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Server, stored_predictions
+from tests.conftest import WINE_ROW, Server, stored_predictions
 
 CASES = int(os.environ.get("MLRIG_FUZZ_CASES", "1000"))
 MAX_ROWS = 5  # a small batch limit, so the fuzzer reaches it (413) and bodies stay small
@@ -82,17 +82,47 @@ def _id_text(value: Any) -> Any:
 
 
 def unstated_rule(path: str, body: Any) -> str | None:
-    """The text of the 4xx a schema-valid ``body`` must get for breaking one of the two
-    documented rules JSON Schema cannot state; None when it breaks neither."""
+    """The text of the 4xx a schema-valid ``body`` must get for breaking one of the documented
+    rules JSON Schema cannot state; None when it breaks none. For /predict, in the order the
+    server checks them: equally long columns, then record by record one id field and unique
+    ids."""
     if path == "/predict":
-        records = body if isinstance(body, list) else body.get("records", [body])
-        ids = [_id_text(r["id"]) for r in records if r.get("id") is not None]
-        return "duplicate id" if len(set(ids)) < len(ids) else None
+        pairs = _predict_id_pairs(body)
+        if isinstance(pairs, str):
+            return pairs
+        name, seen = None, set()
+        for key, value in pairs:
+            if name is not None and key != name:
+                return "one id field"
+            name = key
+            if value is not None:
+                if _id_text(value) in seen:
+                    return "duplicate id"
+                seen.add(_id_text(value))
+        return None
     for key in ("inputs", "instances"):
         columns = body.get(key) if isinstance(body, dict) else None
         if isinstance(columns, dict) and len({len(v) for v in columns.values()}) > 1:
             return "equally long"
     return None
+
+
+def _predict_id_pairs(body: Any) -> list[tuple[str, Any]] | str:
+    """(id field, id) per record of a schema-valid /predict body, in record order (in a valid
+    body, any key that is not a feature, a nested record or a column is an id field)."""
+    if isinstance(body, dict) and isinstance(body.get("records"), list):
+        body = body["records"]
+    if isinstance(body, list):
+        return [(k, r[k]) for r in body for k in r if k not in WINE_ROW]
+    if any(isinstance(v, list) for v in body.values()):
+        if len({len(v) for v in body.values()}) > 1:
+            return "equally long"
+        return [(k, v) for k, values in body.items() if k not in WINE_ROW for v in values]
+    nested = next((v for v in body.values() if isinstance(v, dict)), None)
+    if nested is not None:
+        beside = [(k, v) for k, v in body.items() if not isinstance(v, dict)]
+        return beside + [(k, v) for k, v in nested.items() if k not in WINE_ROW]
+    return [(k, v) for k, v in body.items() if k not in WINE_ROW]
 
 
 def fuzz(

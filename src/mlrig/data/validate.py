@@ -8,6 +8,8 @@ doubt goes to pandera, which decides and words the errors.
 
 from __future__ import annotations
 
+import fnmatch
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -17,6 +19,7 @@ from mlrig.errors import DataValidationError
 if TYPE_CHECKING:
     import pandas as pd
 
+log = logging.getLogger(__name__)
 _MAX_EXAMPLES = 3
 # The largest magnitude trained on: scaling squares every value and sums the squares, which
 # overflows float64 (≈1.8e308) beyond ≈1e154 and then fits on NaN; 1e150 leaves room for
@@ -35,6 +38,8 @@ class Contract:
     drop: list[str] = field(default_factory=list)
     task: Literal["auto", "regression", "classification"] = "auto"
     positive_threshold: float | None = None
+    # fnmatch patterns of record-id columns (serving.id_fields): dropped unless listed as features
+    id_columns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,7 @@ def validate_frame(
         raise DataValidationError(
             f"data file {source}: data.drop names missing column(s) {', '.join(unknown_drop)}"
         )
-    frame = frame.drop(columns=contract.drop)
+    frame = frame.drop(columns=[*contract.drop, *_id_columns(frame, contract)])
     if frame[target].isna().all():
         raise DataValidationError(
             f"data file {source}: target column {target!r} has no values "
@@ -103,6 +108,21 @@ def validate_frame(
         tuple(features), target, tuple(f for f in features if f in categorical), task
     )
     return Validated(out, schema, note)
+
+
+def _id_columns(frame: pd.DataFrame, contract: Contract) -> list[str]:
+    """Columns that carry a record id (ml-pipes' ``id``): an identifier is no feature, and
+    serving reads the same names as the request's id (mlrig.predictions.ids.id_field), so a
+    model trained on one could never be sent it. A column listed in ``features`` stays one."""
+    listed = set(contract.features or ()) | {contract.target, *contract.drop}
+    found = [
+        str(c)
+        for c in frame.columns
+        if c not in listed and any(fnmatch.fnmatchcase(str(c), p) for p in contract.id_columns)
+    ]
+    if found:
+        log.info("id column(s) %s: not used as features", ", ".join(map(repr, found)))
+    return found
 
 
 def _check_contract(contract: Contract, source: str) -> None:

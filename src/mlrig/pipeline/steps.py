@@ -69,7 +69,13 @@ def validate_step(
     (the same checks, with the feedback as the target)."""
     d = settings.data
     contract = Contract(
-        d.target, d.features, d.categorical, list(d.drop), d.task, d.positive_threshold
+        d.target,
+        d.features,
+        d.categorical,
+        list(d.drop),
+        d.task,
+        d.positive_threshold,
+        tuple(settings.serving.id_fields),
     )
     checked = validate_frame(table.frame, table.source, contract)
     # fail on a bad model family or metric before any training

@@ -22,10 +22,11 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from mlrig.errors import ModelNotFoundError, ModelRefusedError, TrackingError
+from mlrig.predictions.ids import DEFAULT_ID_FIELDS
 from mlrig.serving.predictor import Predictor
 from mlrig.tracking.loading import LoadedModel
 from mlrig.tracking.registry import parse_model_ref
@@ -81,8 +82,10 @@ class ModelFollower:
         on_serve: OnServe | None = None,
         call_timeout_s: float = 30.0,
         poll_max_s: float = 300.0,
+        id_fields: Sequence[str] = DEFAULT_ID_FIELDS,
     ) -> None:
         self.ref = ref
+        self._id_fields = tuple(id_fields)
         self._load = loader
         self._resolve = resolver
         self._on_serve = on_serve
@@ -265,7 +268,8 @@ class ModelFollower:
         self._serve(predictor, model, "registry")
 
     def _predictor(self, model: LoadedModel) -> Predictor:
-        predictor = Predictor(model, self._max_rows)  # refuses a model without a signature
+        # refuses a model without a signature
+        predictor = Predictor(model, self._max_rows, self._id_fields)
         self._check_contract(predictor)
         predictor.self_check(model.example)
         return predictor

@@ -83,7 +83,14 @@ def _answer_predict(
         key = "probability" if p.classes is not None and len(p.classes) == 2 else "probabilities"
         for record, value in zip(records, p.answer_probabilities(proba), strict=True):
             record[key] = value
-    return json_reply({"model": p.name, "version": p.version, "predictions": records})
+    body: dict[str, Any] = {"model": p.name, "version": p.version, "predictions": records}
+    name = batch.id_name
+    if name is not None and name != "id":  # echo the client's own id field (the zoomcamp's ride_id)
+        for record in records:
+            record[name] = record["id"]
+        if len(records) == 1:
+            body[name] = records[0]["id"]
+    return json_reply(body)
 
 
 def _answer_invocations(

@@ -56,19 +56,20 @@ def numeric(rows: list[Any], width: int) -> np.ndarray | None:
     return arr.astype(np.float64, copy=False)
 
 
-def client_id(value: Any, i: int) -> str:
-    """The client's id for record ``i``, refused (422) if the store could not hold it or if it
-    has the form of a generated id (feedback for it would join the wrong prediction)."""
+def client_id(value: Any, i: int, field: str = "id") -> str:
+    """The client's id for record ``i`` (sent as ``field``), refused (422) if the store could
+    not hold it or if it has the form of a generated id (feedback for it would join the wrong
+    prediction)."""
     try:
         rid = check_client_id(value)
     except BadClientId as exc:
-        raise RequestError(422, f"record {i}: 'id' {exc}", i, "id") from None
+        raise RequestError(422, f"record {i}: {field!r} {exc}", i, field) from None
     if parse_generated_id(rid) is not None:
         raise RequestError(
             422,
-            f"record {i}: 'id' {rid!r} has the form of a generated id (<32 hex digits>-<row>), "
-            "which is reserved",
+            f"record {i}: {field!r} {rid!r} has the form of a generated id "
+            "(<32 hex digits>-<row>), which is reserved",
             i,
-            "id",
+            field,
         )
     return rid

@@ -11,13 +11,14 @@ beside it (json_body.py, csv_body.py); every batch, whatever its format, passes 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from mlrig.errors import ModelRefusedError
-from mlrig.predictions.ids import MAX_INT_ID
+from mlrig.predictions.ids import DEFAULT_ID_FIELDS, MAX_INT_ID
 from mlrig.predictions.records import (
     generated_id,
     generated_ids,
@@ -30,11 +31,17 @@ from mlrig.serving.bad_request import (
     shown,
     type_msg,
 )
+from mlrig.serving.body_shapes import (
+    Columns,
+    IdNames,
+    column_ids,
+    predict_shape,
+    record_ids,
+)
 from mlrig.serving.csv_body import csv_rows, read_csv
 from mlrig.serving.direct_model import Method, direct_method
 from mlrig.serving.json_body import (
     FORMAT_HELP,
-    client_id,
     loads,
     may_hold_bool,
     no_other_keys,
@@ -59,6 +66,7 @@ class Batch:
     ids: list[str]
     client_ids: bool
     x: np.ndarray
+    id_name: str | None = None  # the field the client's ids came under (e.g. ride_id)
 
 
 class Predictor:
@@ -68,7 +76,9 @@ class Predictor:
     object matrix (numbers as float, categories as str) that their Pipeline encodes itself.
     """
 
-    def __init__(self, model: LoadedModel, max_rows: int) -> None:
+    def __init__(
+        self, model: LoadedModel, max_rows: int, id_fields: Sequence[str] = DEFAULT_ID_FIELDS
+    ) -> None:
         if not model.features:  # nothing to check a request against: refuse, do not guess
             raise ModelRefusedError(
                 f"model {model.name!r} version {model.version}: logged without an input "
@@ -81,6 +91,9 @@ class Predictor:
         self.features = model.features
         self.task = model.task
         self.max_rows = max_rows
+        self.id_fields = tuple(id_fields)  # names read as the record id (predictions.ids)
+        self._id_names = IdNames(self.features, self.id_fields)
+        self.example = model.example  # the logged input example: the API docs' example values
         self._index = {f: i for i, f in enumerate(self.features)}
         self.categorical = model.categorical
         self._categorical = frozenset(model.categorical)
@@ -173,35 +186,51 @@ class Predictor:
     # --- /predict ------------------------------------------------------------------------------
 
     def parse_predict(self, body: bytes) -> Batch:
-        """One record object or a list of them; each may carry an ``id``."""
-        data = loads(body)
-        records = data if isinstance(data, list) else [data]
-        if isinstance(data, dict) and "records" in data and isinstance(data["records"], list):
-            no_other_keys(data, {"records"}, 'a {"records": [...]} body')
-            records = data["records"]
+        """Any accepted /predict shape (serving/body_shapes.py): records, a list of them,
+        ``{"records": [...]}``, one record nested beside its id, or columns; the client's ids
+        are kept, with the field they came under."""
+        shaped = predict_shape(loads(body), self._index, self._id_names)
+        if isinstance(shaped, Columns):
+            return self._predict_columns(shaped, may_hold_bool(body))
+        records = shaped.rows
         self._check_size(len(records))
-        batch_id = new_batch_id()
-        ids: list[str] = []
-        client_ids = False
-        seen: set[str] = set()
-        for i, rec in enumerate(records):
-            if not isinstance(rec, dict):
-                raise RequestError(422, f"record {i}: expected a JSON object of features", i)
-            rid = rec.get("id")
-            if rid is None:
-                rid = generated_id(batch_id, i)
-            else:
-                rid = client_id(rid, i)
-                client_ids = True
-            if rid in seen:
-                raise RequestError(
-                    422, f"record {i}: duplicate id {rid!r} in this request", i, "id"
-                )
-            seen.add(rid)
-            ids.append(rid)
-        x = self._records_matrix(records, body, {"id"})
+        found = record_ids(records, self._index, self._id_names, shaped.outer)
+        allow = {found.name} if found.in_rows and found.name is not None else set()
+        x = self._records_matrix(records, body, allow)
         self._check_values(x)
-        return Batch(batch_id, ids, client_ids, x)
+        return self._with_ids(found.ids, found.name, x)
+
+    def _predict_columns(self, shaped: Columns, exact: bool) -> Batch:
+        """Column-oriented /predict: one array per feature, transposed (no per-row pass when
+        every value is a number); the first bad value is named by record and field."""
+        self._check_size(shaped.n)
+        ids = None
+        if shaped.id_values is not None and shaped.id_name is not None:
+            ids = column_ids(shaped.id_values, shaped.id_name)
+        columns = [shaped.columns[f] for f in self.features]
+        if self._categorical:
+            rows = [list(r) for r in zip(*columns, strict=True)]
+            x = self._mixed_rows(rows, list(self.features))
+        else:
+            arr = None if exact else numeric(columns, shaped.n)
+            if arr is None:
+                for f, values in zip(self.features, columns, strict=True):
+                    for i, value in enumerate(values):
+                        if type(value) not in _NUMBER:
+                            raise RequestError(422, type_msg(i, f, value), i, f)
+                arr = np.array(columns, dtype=np.float64)
+            x = np.ascontiguousarray(arr.T)
+        self._check_values(x)
+        return self._with_ids(ids, shaped.id_name, x)
+
+    def _with_ids(self, ids: list[str | None] | None, name: str | None, x: np.ndarray) -> Batch:
+        batch_id = new_batch_id()
+        if ids is None:
+            return Batch(batch_id, generated_ids(batch_id, len(x)), False, x, name)
+        if None not in ids:  # every record sent its id
+            return Batch(batch_id, ids, True, x, name)  # type: ignore[arg-type]
+        given = [generated_id(batch_id, i) if rid is None else rid for i, rid in enumerate(ids)]
+        return Batch(batch_id, given, any(rid is not None for rid in ids), x, name)
 
     # --- /invocations (MLflow scoring protocol) ------------------------------------------------
 

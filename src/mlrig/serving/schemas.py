@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from mlrig.predictions.ids import MAX_ID_CHARS, MAX_INT_ID
 from mlrig.serving import v2
+from mlrig.serving.api_examples import invocation_examples, predict_examples
 from mlrig.serving.predictor import MAX_ABS_VALUE, Predictor
 from mlrig.serving.v2_request import DATATYPES
 
@@ -65,20 +66,67 @@ def _id() -> dict[str, Any]:
     }
 
 
+_REGEX_SPECIAL = frozenset("\\^$.|?*+()[]{}/")
+
+
+def _literal(text: str) -> str:
+    # only syntax characters are escaped: ECMA-262's unicode mode refuses other escapes
+    return "".join("\\" + c if c in _REGEX_SPECIAL else c for c in text)
+
+
+def _glob(pattern: str) -> str:
+    """An fnmatch pattern (``*``, ``?``, ``[...]``, ``[!...]``) as an ECMA-262 regex body."""
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        end = pattern.find("]", i + 2) if c == "[" else -1
+        if c == "*":
+            out.append("[\\s\\S]*")
+        elif c == "?":
+            out.append("[\\s\\S]")
+        elif end != -1:
+            body = pattern[i + 1 : end]
+            negate = body.startswith("!")
+            body = body[1:] if negate else body
+            inner = "".join("\\" + ch if ch in "\\[]^" else ch for ch in body)
+            out.append(f"[{'^' if negate else ''}{inner}]")
+            i = end
+        else:
+            out.append(_literal(c))
+        i += 1
+    return "".join(out)
+
+
+def id_regex(patterns: Sequence[str], features: Sequence[str]) -> str:
+    """The JSON Schema ``pattern`` of the names read as a record id (serving.id_fields, as
+    mlrig.predictions.ids.id_field reads them): one of ``patterns``, never a feature."""
+    import fnmatch
+
+    if not patterns:
+        return "^(?!)$"  # matches no name
+    taken = [f for f in features if any(fnmatch.fnmatchcase(f, p) for p in patterns)]
+    exclude = f"(?!(?:{'|'.join(map(_literal, taken))})$)" if taken else ""
+    return f"^{exclude}(?:{'|'.join(map(_glob, patterns))})$"
+
+
 def _value(name: str, categorical: Sequence[str]) -> dict[str, Any]:
     return _category() if name in categorical else _number()
 
 
-def _record(features: Sequence[str], categorical: Sequence[str], with_id: bool) -> dict[str, Any]:
-    props = {f: _value(f, categorical) for f in features}
-    if with_id:
-        props = {"id": _id(), **props}
-    return {
+def _record(
+    features: Sequence[str], categorical: Sequence[str], id_names: str | None
+) -> dict[str, Any]:
+    """One record; with ``id_names`` (a regex) it may also carry one id under such a name."""
+    out: dict[str, Any] = {
         "type": "object",
-        "properties": props,
+        "properties": {f: _value(f, categorical) for f in features},
         "required": list(features),
         "additionalProperties": False,
     }
+    if id_names is not None:
+        out["patternProperties"] = {id_names: _id()}
+        out["maxProperties"] = len(features) + 1
+    return out
 
 
 def _row(features: Sequence[str], categorical: Sequence[str]) -> dict[str, Any]:
@@ -95,6 +143,57 @@ def _row(features: Sequence[str], categorical: Sequence[str]) -> dict[str, Any]:
 
 def _batch(item: dict[str, Any], max_rows: int) -> dict[str, Any]:
     return {"type": "array", "items": item, "minItems": 1, "maxItems": max_rows}
+
+
+def _nested(
+    features: Sequence[str], categorical: Sequence[str], id_names: str
+) -> list[dict[str, Any]]:
+    """One record nested under any key that is neither a feature nor an id name: alone (the
+    record may carry its id), or beside exactly one id field (the zoomcamp's request)."""
+    no_features = {f: False for f in features}
+    alone = {
+        "type": "object",
+        "description": "One record nested under one key, e.g. {ride: {...}}.",
+        "properties": no_features,
+        "propertyNames": {"not": {"pattern": id_names}},
+        "additionalProperties": _record(features, categorical, id_names),
+        "minProperties": 1,
+        "maxProperties": 1,
+    }
+    beside = {
+        "type": "object",
+        "description": "One record nested under one key beside its id, e.g. "
+        "{ride_id: ..., ride: {...}}.",
+        "properties": no_features,
+        "patternProperties": {id_names: _id()},
+        "additionalProperties": _record(features, categorical, None),
+        "minProperties": 2,
+        "maxProperties": 2,
+        # exactly one of the two names is an id name
+        "not": {
+            "anyOf": [
+                {"propertyNames": {"pattern": id_names}},
+                {"propertyNames": {"not": {"pattern": id_names}}},
+            ]
+        },
+    }
+    return [alone, beside]
+
+
+def _id_columns(
+    features: Sequence[str], categorical: Sequence[str], id_names: str, max_rows: int
+) -> dict[str, Any]:
+    n = len(features)
+    return {
+        "type": "object",
+        "description": "Column-oriented, as DataFrame.to_dict('list') writes it: "
+        "{feature: [values]} and optionally one id column, every list equally long.",
+        "properties": {f: _batch(_value(f, categorical), max_rows) for f in features},
+        "patternProperties": {id_names: _batch(_id(), max_rows)},
+        "required": list(features),
+        "additionalProperties": False,
+        "maxProperties": n + 1,
+    }
 
 
 def _split(features: Sequence[str], categorical: Sequence[str], max_rows: int) -> dict[str, Any]:
@@ -192,7 +291,7 @@ def predict_schema(
     )
     if invocations:
         rows = _batch(_row(features, categorical), max_rows)
-        records = _batch(_record(features, categorical, with_id=False), max_rows)
+        records = _batch(_record(features, categorical, None), max_rows)
         listed = {"anyOf": [records, rows, _columns(features, categorical, max_rows)]}
         body = {
             "description": "MLflow scoring protocol: exactly one of these keys.",
@@ -208,7 +307,10 @@ def predict_schema(
             ],
         }
         content = {
-            "application/json": {"schema": body},
+            "application/json": {
+                "schema": body,
+                "examples": invocation_examples(model) if model else {},
+            },
             "text/csv": {
                 "schema": {
                     "type": "string",
@@ -243,17 +345,28 @@ def predict_schema(
         }
         error = _error("error_code", "message")
     else:
-        record = _record(features, categorical, with_id=True)
+        id_names = id_regex(model.id_fields if model else (), features)
+        record = _record(features, categorical, id_names)
         records = _batch(record, max_rows)
         content = {
             "application/json": {
                 "schema": {
                     "description": (
-                        "One record, a list of them, or {records: [...]}; ids unique within "
-                        "the request."
+                        "One record, a list of them, {records: [...]}, one record nested under "
+                        "any key beside its id, or columns {feature: [values]}. An id goes "
+                        f"under a name matching {id_names} (serving.id_fields) that is no "
+                        "feature; one id name per request, ids unique within it, columns "
+                        "equally long."
                     ),
-                    "anyOf": [record, records, _only("records", records)],
-                }
+                    "anyOf": [
+                        record,
+                        records,
+                        _only("records", records),
+                        *_nested(features, categorical, id_names),
+                        _id_columns(features, categorical, id_names, max_rows),
+                    ],
+                },
+                "examples": predict_examples(model) if model else {},
             }
         }
         item: dict[str, Any] = {

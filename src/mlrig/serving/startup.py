@@ -83,6 +83,7 @@ def open_follower(settings: Settings, registry: Registry | None = None) -> Model
             resolver=None,
             max_rows=cfg.max_batch_rows,
             call_timeout_s=cfg.registry_timeout,
+            id_fields=cfg.id_fields,
         )
         follower.load_now()
         return follower
@@ -103,6 +104,7 @@ def open_follower(settings: Settings, registry: Registry | None = None) -> Model
         on_serve=on_serve,
         call_timeout_s=cfg.registry_timeout,
         poll_max_s=cfg.poll_max_interval,
+        id_fields=cfg.id_fields,
     )
     try:
         follower.load_now()

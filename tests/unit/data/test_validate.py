@@ -182,3 +182,12 @@ def test_a_valid_numeric_frame_does_not_import_pandera() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_id_columns_are_not_features_unless_listed() -> None:
+    frame = _frame(id=[116139, 256736, 3, 4], ride_id=["r1", "r2", "r3", "r4"])
+    ids = ("id", "*_id")
+    assert check(frame, id_columns=ids).schema.features == ("a", "b")
+    listed = check(frame, id_columns=ids, features=["a", "b", "id"], drop=["ride_id"])
+    assert listed.schema.features == ("a", "b", "id")  # named as a feature: stays one
+    assert "id" in check(frame).schema.features  # no patterns: every column is a feature
