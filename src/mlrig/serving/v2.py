@@ -104,7 +104,9 @@ def parse_infer(
         batch = _columns(p, inputs, exact)
     if id_tensor is not None:
         batch = _with_ids(batch, id_tensor)
-    return V2Batch(batch.batch_id, batch.ids, batch.client_ids, batch.x, request.id, outputs)
+    return V2Batch(
+        batch.batch_id, batch.ids, batch.client_ids, batch.x, request_id=request.id, outputs=outputs
+    )
 
 
 def _check_datatype(p: Predictor, t: Tensor, feature: str) -> None:
