@@ -1,0 +1,384 @@
+"""Tables too large for memory, read and written in chunks: CSV (any separator, sniffed) or
+Parquet from a path or an http(s) URL, written as CSV or Parquet chunk by chunk.
+
+Memory stays flat with the file's size: a URL is streamed to a temporary file (never held in
+memory), CSV is read by pyarrow's streaming reader, Parquet by ``ParquetFile.iter_batches``.
+Where a row sits in its file — the line a text editor shows for CSV (header = line 1), the
+row number for Parquet — is worked out only when a row must be named: it rescans the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import pyarrow as pa
+
+from mlrig.data.ingest import URL_TIMEOUT_S, is_url, sniff_separator
+from mlrig.errors import ConfigError, DataSourceError, DataValidationError
+from mlrig.redact import redact_text, redact_url
+
+Format = Literal["csv", "parquet"]
+_PARQUET_MAGIC = b"PAR1"
+_SAMPLE = 64 * 1024
+_OUTPUT_FORMATS: dict[str, tuple[Format, str]] = {
+    ".csv": ("csv", ","),
+    ".txt": ("csv", ","),
+    ".tsv": ("csv", "\t"),
+    ".parquet": ("parquet", ""),
+    ".pq": ("parquet", ""),
+}
+
+
+@dataclass(frozen=True)
+class TableFile:
+    """A local table file (a URL's download lives in a temporary file) and how to read it."""
+
+    path: Path
+    name: str  # what messages show: the path, or the URL with credentials masked
+    format: Format
+    separator: str  # CSV only
+    columns: tuple[str, ...]
+    size: int  # progress total: bytes (CSV) or rows (Parquet)
+
+    def where(self, row: int) -> str:
+        """``row`` (0-based, among the data rows) as a person finds it in the file: the CSV
+        line (header = line 1; blank lines and quoted line breaks counted), the Parquet row
+        (counting from 1)."""
+        if self.format == "parquet":
+            return f"row {row + 1}"
+        return f"line {self._csv_line(row)}"
+
+    def _csv_line(self, row: int) -> int:
+        with self.path.open(newline="", encoding="utf-8-sig", errors="replace") as f:
+            reader = csv.reader(f, delimiter=self.separator)
+            next(reader, None)
+            start, k = reader.line_num + 1, 0
+            for record in reader:
+                if record:  # pyarrow skips empty lines too
+                    if k == row:
+                        return start
+                    k += 1
+                start = reader.line_num + 1
+        return start
+
+
+@contextlib.contextmanager
+def open_table(source: str, separator: str | None = None) -> Iterator[TableFile]:
+    """The table at ``source`` (a path or an http(s) URL; a URL is downloaded to a temporary
+    file, deleted on exit). Raises DataSourceError naming the (redacted) source."""
+    name = redact_url(source)
+    if not is_url(source):
+        path = Path(source).expanduser()
+        if not path.exists():
+            raise DataSourceError(f"data file {name}: not found")
+        if path.is_dir():
+            raise DataSourceError(f"data file {name}: is a directory, expected CSV or Parquet")
+        yield _describe(path, name, separator)
+        return
+    fd, tmp = tempfile.mkstemp(prefix="mlrig-predict-", suffix=Path(name.split("?")[0]).suffix)
+    os.close(fd)
+    try:
+        _download(source, name, Path(tmp))
+        yield _describe(Path(tmp), name, separator)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _download(url: str, name: str, dest: Path) -> None:
+    import httpx
+
+    try:
+        with (
+            httpx.stream("GET", url, timeout=URL_TIMEOUT_S, follow_redirects=True) as response,
+            dest.open("wb") as out,
+        ):
+            if response.status_code != 200:
+                raise DataSourceError(f"data URL {name}: HTTP {response.status_code}, expected 200")
+            for block in response.iter_bytes(1 << 20):
+                out.write(block)
+    except httpx.TimeoutException:
+        raise DataSourceError(f"data URL {name}: timed out after {URL_TIMEOUT_S:.0f} s") from None
+    except httpx.HTTPError as exc:  # its message may quote the URL with its credentials
+        raise DataSourceError(
+            f"data URL {name}: cannot be fetched ({redact_text(str(exc))})"
+        ) from None
+
+
+def _describe(path: Path, name: str, separator: str | None) -> TableFile:
+    with path.open("rb") as f:
+        head = f.read(_SAMPLE)
+    if not head.strip():
+        raise DataSourceError(f"data file {name}: is empty (expected a CSV or Parquet table)")
+    if head[:4] == _PARQUET_MAGIC:
+        import pyarrow.parquet as pq
+
+        try:
+            meta = pq.ParquetFile(path)
+        except Exception as exc:  # pyarrow raises several unrelated types for corrupt files
+            raise DataSourceError(
+                f"data file {name}: is not a readable Parquet file ({exc})"
+            ) from exc
+        columns = tuple(meta.schema_arrow.names)
+        return TableFile(path, name, "parquet", "", columns, meta.metadata.num_rows)
+    if b"\x00" in head:
+        raise DataSourceError(f"data file {name}: is not CSV or Parquet (binary content)")
+    text = head.decode("utf-8-sig", errors="replace")
+    sep = separator or sniff_separator(text)
+    header = next(csv.reader(text.splitlines()[:1], delimiter=sep), [])
+    if not header or not any(header):
+        raise DataSourceError(f"data file {name}: has no header line")
+    return TableFile(path, name, "csv", sep, tuple(header), path.stat().st_size)
+
+
+def read_chunks(
+    table: TableFile,
+    rows: int,
+    types: Mapping[str, pa.DataType],
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """Record batches of at most ``rows`` rows, in file order. CSV columns named in ``types``
+    are read as those types (text elsewhere is inferred). ``progress`` is told bytes read
+    (CSV) or rows read (Parquet). Raises DataValidationError naming the line and column of a
+    value the reader cannot convert, DataSourceError for an unreadable file.
+
+    The next chunk is read in a thread while the caller works on this one (pyarrow parses
+    without the GIL): at most two chunks are held beyond the caller's.
+    """
+    if table.format == "parquet":
+        chunks = _parquet_chunks(table, rows, progress)
+    else:
+        chunks = _csv_chunks(table, rows, types, progress)
+    return _read_ahead(chunks)
+
+
+_DONE = object()
+
+
+def _read_ahead(chunks: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    import queue
+    import threading
+
+    ready: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                while not stop.is_set():
+                    try:
+                        ready.put(chunk, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ready.put(_DONE)
+        except BaseException as exc:  # handed to the consumer, raised there
+            ready.put(exc)
+
+    thread = threading.Thread(target=produce, name="mlrig-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        with contextlib.suppress(queue.Empty):
+            ready.get_nowait()  # unblock a producer waiting to put
+        thread.join()
+
+
+def _parquet_chunks(
+    table: TableFile, rows: int, progress: Callable[[int], None] | None
+) -> Iterator[pa.RecordBatch]:
+    import pyarrow.parquet as pq
+
+    try:
+        for batch in pq.ParquetFile(table.path).iter_batches(batch_size=rows):
+            if progress is not None:
+                progress(batch.num_rows)
+            yield batch
+    except (OSError, pa.ArrowException) as exc:
+        raise DataSourceError(f"data file {table.name}: cannot be read ({exc})") from exc
+
+
+class _Counted:
+    """A binary file that reports the bytes read, for the progress bar."""
+
+    def __init__(self, f: IO[bytes], report: Callable[[int], None]) -> None:
+        self._f, self._report = f, report
+        self.closed = False
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        self._report(len(data))
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _csv_chunks(
+    table: TableFile,
+    rows: int,
+    types: Mapping[str, pa.DataType],
+    progress: Callable[[int], None] | None,
+) -> Iterator[pa.RecordBatch]:
+    import pyarrow.csv as pacsv
+
+    # Blocks of about ``rows`` rows (estimated from the first lines), then cut to ``rows``.
+    with table.path.open("rb") as f:
+        head = f.read(_SAMPLE)
+    lines = max(head.count(b"\n"), 1)
+    block = max(min(rows * (len(head) // lines + 1), 256 << 20), 1 << 16)
+    read = pacsv.ReadOptions(block_size=block, use_threads=True)
+    parse = pacsv.ParseOptions(delimiter=table.separator)
+    convert = pacsv.ConvertOptions(
+        column_types=dict(types), null_values=[""], quoted_strings_can_be_null=True
+    )
+    with table.path.open("rb") as raw:
+        source: Any = _Counted(raw, progress) if progress is not None else raw
+        try:
+            reader = pacsv.open_csv(source, read, parse, convert)
+            for batch in reader:
+                for start in range(0, batch.num_rows, rows):
+                    yield batch.slice(start, rows)
+        except pa.ArrowInvalid as exc:
+            raise _located(table, types, exc) from exc
+
+
+def _located(table: TableFile, types: Mapping[str, pa.DataType], exc: Exception) -> Exception:
+    """The reader's error, with the line and column found by rescanning the file (the reader
+    says neither for a conversion error)."""
+    floats = [c for c, t in types.items() if pa.types.is_floating(t)]
+    with table.path.open(newline="", encoding="utf-8-sig", errors="replace") as f:
+        reader = csv.reader(f, delimiter=table.separator)
+        header = next(reader, [])
+        index = [(c, header.index(c)) for c in floats if c in header]
+        start = reader.line_num + 1
+        for record in reader:
+            if record and len(record) != len(header):
+                return DataValidationError(
+                    f"data file {table.name}: line {start}: {len(record)} fields, the header "
+                    f"has {len(header)} (separator {table.separator!r})"
+                )
+            for name, j in index:
+                value = record[j] if record else ""
+                if record and value.strip() != "" and not _is_number(value):
+                    return DataValidationError(
+                        f"data file {table.name}: line {start}, column {name!r}: "
+                        f"{value[:40]!r} is not a number"
+                    )
+            start = reader.line_num + 1
+    return DataValidationError(f"data file {table.name}: is not valid CSV ({exc})")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+# --- output ------------------------------------------------------------------------------------
+
+
+def output_format(path: Path | None) -> tuple[Format, str]:
+    """(format, CSV separator) chosen by OUTPUT's extension; None = CSV. Raises ConfigError."""
+    if path is None:
+        return "csv", ","
+    found = _OUTPUT_FORMATS.get(path.suffix.lower())
+    if found is None:
+        raise ConfigError(
+            f"output {path}: unknown extension {path.suffix!r} (expected "
+            f"{', '.join(sorted(_OUTPUT_FORMATS))})"
+        )
+    return found
+
+
+class TableWriter:
+    """Writes chunks to OUTPUT (CSV or Parquet by its extension), or CSV to ``stream``.
+
+    A file is written whole or not at all: chunks go to a temporary file beside it, renamed
+    to OUTPUT by ``commit``; ``abort`` deletes it, leaving any earlier OUTPUT untouched.
+    """
+
+    def __init__(self, path: Path | None, stream: IO[bytes] | None = None) -> None:
+        self.path = path
+        self.format, self._sep = output_format(path)
+        self._stream = stream
+        self._tmp: Path | None = None
+        self._writer: Any = None
+        self._file: IO[bytes] | None = None
+
+    def write(self, table: pa.Table) -> None:
+        if self._writer is None:
+            self._open(table.schema)
+        self._writer.write_table(table)
+
+    def _open(self, schema: pa.Schema) -> None:
+        target: Any
+        if self.path is None:
+            target = self._stream
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+            os.close(fd)
+            self._tmp = target = Path(tmp)
+        if self.format == "parquet":
+            import pyarrow.parquet as pq
+
+            self._writer = pq.ParquetWriter(str(target), schema)
+        else:
+            import pyarrow.csv as pacsv
+
+            if isinstance(target, Path):
+                target = self._file = target.open("wb")
+            # pyarrow quotes every header name; a plain header reads better and means the same
+            line = io.StringIO()
+            csv.writer(line, delimiter=self._sep, lineterminator="\n").writerow(schema.names)
+            target.write(line.getvalue().encode())
+            options = pacsv.WriteOptions(
+                include_header=False, delimiter=self._sep, quoting_style="needed"
+            )
+            self._writer = pacsv.CSVWriter(target, schema, write_options=options)
+
+    def commit(self) -> None:
+        """Finish OUTPUT (after at least one ``write``)."""
+        self._writer.close()
+        if self._file is not None:
+            self._file.close()
+        if self._tmp is not None and self.path is not None:
+            umask = os.umask(0)
+            os.umask(umask)
+            self._tmp.chmod(0o666 & ~umask)  # mkstemp's 0600 is not what a user expects
+            os.replace(self._tmp, self.path)
+            self._tmp = None
+        elif self._stream is not None:
+            self._stream.flush()
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            if self._writer is not None:
+                self._writer.close()
+            if self._file is not None:
+                self._file.close()
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
