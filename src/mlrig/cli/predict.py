@@ -70,10 +70,10 @@ def predict_command(
     printed), and with --log nothing of the bad row's chunk or later is logged — earlier
     chunks stay logged, and the message says how many rows.
     """
-    from mlrig.data.chunks import TableWriter, open_table, output_format, read_chunks
-    from mlrig.errors import DataSourceError, DataValidationError
+    from mlrig.data.chunks import TableWriter, open_table, output_format
+    from mlrig.errors import DataValidationError
     from mlrig.serving.batch_model import load_predictor
-    from mlrig.serving.batch_scoring import BadCell, BadColumns, ChunkScorer
+    from mlrig.serving.batch_scoring import BadColumns, ChunkScorer
 
     quiet_libraries()
     output_format(output)  # an unknown extension fails before any model is loaded
@@ -88,22 +88,9 @@ def predict_command(
             raise DataValidationError(f"data file {table.name}: {exc}") from exc
         store = _open_store(settings) if log else None
         writer = TableWriter(output, None if output else sys.stdout.buffer)
-        done = logged = 0
         started = time.perf_counter()
         try:
-            with _progress(table, quiet) as advance:
-                for chunk in read_chunks(table, chunk_rows, scorer.read_types(), advance):
-                    try:
-                        scored = scorer.score(chunk)
-                    except BadCell as exc:
-                        raise _bad_row(table, done, exc, logged) from exc
-                    if store is not None and scored.batch is not None:
-                        store.insert_batches([scored.batch])  # durable before it is written out
-                        logged += chunk.num_rows
-                    writer.write(scored.table)
-                    done += chunk.num_rows
-            if done == 0:
-                raise DataSourceError(f"data file {table.name}: has a header but no rows")
+            done, logged = _score_file(table, scorer, writer, store, chunk_rows, quiet)
             writer.commit()
         except BaseException:
             writer.abort()
@@ -130,13 +117,42 @@ def _chunks(
     return read_chunks(table, rows, types, advance)
 
 
-def _bad_row(table: TableFile, before: int, exc: Any, logged: int) -> Exception:
+def _score_file(
+    table: TableFile, scorer: Any, writer: Any, store: Any, chunk_rows: int, quiet: bool
+) -> tuple[int, int]:
+    """Score, log (when ``store``), write, chunk by chunk: (rows scored, rows logged)."""
+    from mlrig.data.chunks import read_chunks
+    from mlrig.errors import DataSourceError, DataValidationError
+    from mlrig.serving.batch_scoring import BadCell
+
+    done = logged = 0
+    try:
+        with _progress(table, quiet) as advance:
+            for chunk in read_chunks(table, chunk_rows, scorer.read_types(), advance):
+                try:
+                    scored = scorer.score(chunk)
+                except BadCell as exc:
+                    raise _bad_row(table, done, exc) from exc
+                if store is not None and scored.batch is not None:
+                    store.insert_batches([scored.batch])  # durable before it is written out
+                    logged += chunk.num_rows
+                writer.write(scored.table)
+                done += chunk.num_rows
+    except DataValidationError as exc:
+        if not logged:
+            raise
+        raise DataValidationError(f"{exc} ({logged:,} earlier rows were logged)") from exc
+    if done == 0:
+        raise DataSourceError(f"data file {table.name}: has a header but no rows")
+    return done, logged
+
+
+def _bad_row(table: TableFile, before: int, exc: Any) -> Exception:
     from mlrig.errors import DataValidationError
 
     where = "" if exc.row is None else f"{table.where(before + exc.row)}, "
-    note = f" ({logged:,} earlier rows were logged)" if logged else ""
     return DataValidationError(
-        f"data file {table.name}: {where}column {exc.column!r}: {exc.problem}{note}"
+        f"data file {table.name}: {where}column {exc.column!r}: {exc.problem}"
     )
 
 

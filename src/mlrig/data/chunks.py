@@ -143,8 +143,8 @@ def read_chunks(
     rows: int,
     types: Mapping[str, pa.DataType],
     progress: Callable[[int], None] | None = None,
-) -> Iterator[pa.RecordBatch]:
-    """Record batches of at most ``rows`` rows, in file order. CSV columns named in ``types``
+) -> Iterator[pa.Table]:
+    """Tables of ``rows`` rows (the last one fewer), in file order. CSV columns named in ``types``
     are read as those types (text elsewhere is inferred). ``progress`` is told bytes read
     (CSV) or rows read (Parquet). Raises DataValidationError naming the line and column of a
     value the reader cannot convert, DataSourceError for an unreadable file.
@@ -153,16 +153,36 @@ def read_chunks(
     without the GIL): at most two chunks are held beyond the caller's.
     """
     if table.format == "parquet":
-        chunks = _parquet_chunks(table, rows, progress)
+        batches = _parquet_batches(table, rows, progress)
     else:
-        chunks = _csv_chunks(table, rows, types, progress)
-    return _read_ahead(chunks)
+        batches = _csv_batches(table, rows, types, progress)
+    return _read_ahead(_exactly(batches, rows))
+
+
+def _exactly(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
+    """Tables of exactly ``rows`` rows (the last one fewer) from batches of any size, without
+    copying: chunk k is rows k*rows to (k+1)*rows - 1 of the file, whatever the reader's
+    blocks were."""
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for batch in batches:
+        start = 0
+        while start < batch.num_rows:
+            piece = batch.slice(start, rows - held)
+            pending.append(piece)
+            held += piece.num_rows
+            start += piece.num_rows
+            if held == rows:
+                yield pa.Table.from_batches(pending)
+                pending, held = [], 0
+    if held:
+        yield pa.Table.from_batches(pending)
 
 
 _DONE = object()
 
 
-def _read_ahead(chunks: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+def _read_ahead(chunks: Iterator[pa.Table]) -> Iterator[pa.Table]:
     import queue
     import threading
 
@@ -201,7 +221,7 @@ def _read_ahead(chunks: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         thread.join()
 
 
-def _parquet_chunks(
+def _parquet_batches(
     table: TableFile, rows: int, progress: Callable[[int], None] | None
 ) -> Iterator[pa.RecordBatch]:
     import pyarrow.parquet as pq
@@ -234,7 +254,7 @@ class _Counted:
         self.closed = True
 
 
-def _csv_chunks(
+def _csv_batches(
     table: TableFile,
     rows: int,
     types: Mapping[str, pa.DataType],
@@ -242,23 +262,23 @@ def _csv_chunks(
 ) -> Iterator[pa.RecordBatch]:
     import pyarrow.csv as pacsv
 
-    # Blocks of about ``rows`` rows (estimated from the first lines), then cut to ``rows``.
+    # Blocks of about ``rows`` rows (estimated from the first lines), then cut to ``rows``: a
+    # value the reader cannot convert fails its whole block, so blocks stay near chunks. A
+    # block must hold the longest row with room to spare.
     with table.path.open("rb") as f:
         head = f.read(_SAMPLE)
-    lines = max(head.count(b"\n"), 1)
-    block = max(min(rows * (len(head) // lines + 1), 256 << 20), 1 << 16)
+    lines = head.splitlines() or [head]
+    per_row = len(head) // len(lines) + 1
+    block = min(max(rows * per_row, 16 * max(map(len, lines)), 1 << 14), 256 << 20)
     read = pacsv.ReadOptions(block_size=block, use_threads=True)
-    parse = pacsv.ParseOptions(delimiter=table.separator)
+    parse = pacsv.ParseOptions(delimiter=table.separator, newlines_in_values=True)
     convert = pacsv.ConvertOptions(
         column_types=dict(types), null_values=[""], quoted_strings_can_be_null=True
     )
     with table.path.open("rb") as raw:
         source: Any = _Counted(raw, progress) if progress is not None else raw
         try:
-            reader = pacsv.open_csv(source, read, parse, convert)
-            for batch in reader:
-                for start in range(0, batch.num_rows, rows):
-                    yield batch.slice(start, rows)
+            yield from pacsv.open_csv(source, read, parse, convert)
         except pa.ArrowInvalid as exc:
             raise _located(table, types, exc) from exc
 
