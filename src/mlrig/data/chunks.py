@@ -338,53 +338,36 @@ class TableWriter:
 
     A file is written whole or not at all: chunks go to a temporary file beside it, renamed
     to OUTPUT by ``commit``; ``abort`` deletes it, leaving any earlier OUTPUT untouched.
+    Chunks are written by a thread while the caller scores the next one (pyarrow formats
+    without the GIL); at most one chunk waits. A write error is raised by the next ``write``
+    or by ``commit``.
     """
 
     def __init__(self, path: Path | None, stream: IO[bytes] | None = None) -> None:
+        import queue
+        import threading
+
         self.path = path
         self.format, self._sep = output_format(path)
         self._stream = stream
         self._tmp: Path | None = None
         self._writer: Any = None
-        self._file: IO[bytes] | None = None
+        self._sink: Any = None
+        self._queue: queue.Queue[pa.Table | None] = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, name="mlrig-write", daemon=True)
+        self._thread.start()
 
     def write(self, table: pa.Table) -> None:
-        if self._writer is None:
-            self._open(table.schema)
-        self._writer.write_table(table)
-
-    def _open(self, schema: pa.Schema) -> None:
-        target: Any
-        if self.path is None:
-            target = self._stream
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-            os.close(fd)
-            self._tmp = target = Path(tmp)
-        if self.format == "parquet":
-            import pyarrow.parquet as pq
-
-            self._writer = pq.ParquetWriter(str(target), schema)
-        else:
-            import pyarrow.csv as pacsv
-
-            if isinstance(target, Path):
-                target = self._file = target.open("wb")
-            # pyarrow quotes every header name; a plain header reads better and means the same
-            line = io.StringIO()
-            csv.writer(line, delimiter=self._sep, lineterminator="\n").writerow(schema.names)
-            target.write(line.getvalue().encode())
-            options = pacsv.WriteOptions(
-                include_header=False, delimiter=self._sep, quoting_style="needed"
-            )
-            self._writer = pacsv.CSVWriter(target, schema, write_options=options)
+        self._raise()
+        self._queue.put(table)
 
     def commit(self) -> None:
-        """Finish OUTPUT (after at least one ``write``)."""
-        self._writer.close()
-        if self._file is not None:
-            self._file.close()
+        """Finish OUTPUT (after at least one ``write``); raises what a write raised."""
+        self._queue.put(None)
+        self._thread.join()
+        self._raise()
+        self._close()
         if self._tmp is not None and self.path is not None:
             umask = os.umask(0)
             os.umask(umask)
@@ -395,10 +378,68 @@ class TableWriter:
             self._stream.flush()
 
     def abort(self) -> None:
+        """Stop writing and delete the temporary file; never raises."""
+        self._error = self._error or _Aborted()
         with contextlib.suppress(Exception):
-            if self._writer is not None:
-                self._writer.close()
-            if self._file is not None:
-                self._file.close()
+            while self._thread.is_alive():  # make room for the sentinel, then let it end
+                with contextlib.suppress(Exception):
+                    self._queue.get_nowait()
+                with contextlib.suppress(Exception):
+                    self._queue.put_nowait(None)
+                self._thread.join(0.05)
+        with contextlib.suppress(Exception):
+            self._close()
         if self._tmp is not None:
             self._tmp.unlink(missing_ok=True)
+
+    def _drain(self) -> None:
+        while (table := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # aborted or failed: drop, but keep taking until the sentinel
+            try:
+                if self._writer is None:
+                    self._open(table.schema)
+                self._writer.write_table(table)
+            except BaseException as exc:
+                self._error = exc
+
+    def _raise(self) -> None:
+        if self._error is not None and not isinstance(self._error, _Aborted):
+            error, self._error = self._error, _Aborted()
+            raise error
+
+    def _close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        if self._sink is not None:
+            self._sink.close()
+
+    def _open(self, schema: pa.Schema) -> None:
+        target: Any
+        if self.path is None:
+            target = self._stream
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+            os.close(fd)
+            self._tmp = Path(tmp)
+            target = self._sink = pa.OSFile(tmp, "wb")  # written by Arrow, outside the GIL
+        if self.format == "parquet":
+            import pyarrow.parquet as pq
+
+            self._writer = pq.ParquetWriter(target, schema)
+            return
+        import pyarrow.csv as pacsv
+
+        # pyarrow quotes every header name; a plain header reads better and means the same
+        line = io.StringIO()
+        csv.writer(line, delimiter=self._sep, lineterminator="\n").writerow(schema.names)
+        target.write(line.getvalue().encode())
+        options = pacsv.WriteOptions(
+            include_header=False, delimiter=self._sep, quoting_style="needed"
+        )
+        self._writer = pacsv.CSVWriter(target, schema, write_options=options)
+
+
+class _Aborted(Exception):
+    """The writer was aborted: later chunks are dropped."""

@@ -186,7 +186,8 @@ class ChunkScorer:
         p = self.predictor
         n = chunk.num_rows
         if not p.categorical:
-            x = np.empty((n, len(p.features)), dtype=np.float64)
+            # column-major: each Arrow column lands in one contiguous copy
+            x = np.empty((n, len(p.features)), dtype=np.float64, order="F")
             for j, f in enumerate(p.features):
                 x[:, j] = _numbers(chunk.column(f), f)
             _check_bounds(x, p.features)
@@ -316,9 +317,9 @@ def _numbers(col: Any, name: str) -> np.ndarray:
 
 def _check_bounds(x: np.ndarray, names: Sequence[str]) -> None:
     """NaN, infinities and |x| > MAX_ABS_VALUE refused, as on every serving route."""
-    ok = np.abs(x) <= MAX_ABS_VALUE  # False for NaN too
-    if ok.all():
-        return
+    if x.size == 0 or (x.min() >= -MAX_ABS_VALUE and x.max() <= MAX_ABS_VALUE):
+        return  # two reductions, no temporary; a NaN makes both comparisons False
+    ok = np.abs(x) <= MAX_ABS_VALUE
     i, k = (int(v) for v in np.argwhere(~ok)[0])
     value = float(x[i, k])
     if np.isfinite(value):
