@@ -21,7 +21,10 @@ DEFAULT_CHUNK_ROWS = 100_000
 
 def predict_command(
     input: Annotated[
-        str, typer.Argument(help="CSV (any separator) or Parquet: a path or an http(s) URL.")
+        str,
+        typer.Argument(
+            metavar="INPUT", help="CSV (any separator) or Parquet: a path or an http(s) URL."
+        ),
     ],
     output: Annotated[
         Path | None,
