@@ -104,3 +104,13 @@ def test_output_is_written_whole_or_not_at_all(tmp_path: Path) -> None:
     parquet.write(chunk)
     parquet.commit()
     assert pd.read_parquet(tmp_path / "o.parquet")["prediction"].tolist() == [1.5]
+
+
+def test_quoted_line_breaks_and_separators_survive_any_block_boundary(tmp_path: Path) -> None:
+    ids = [f'r{i}\n"x",y' if i % 7 == 0 else f"r{i}" for i in range(300)]
+    path = tmp_path / "q.csv"
+    pd.DataFrame({"id": ids, "a": range(300)}).to_csv(path, index=False)
+    for rows in (1, 5, 64, 1000):  # blocks of a few rows to the whole file
+        with open_table(str(path)) as table:
+            read = pa.concat_tables(read_chunks(table, rows, TYPES))
+        assert read["id"].to_pylist() == ids and read["a"].to_pylist() == list(range(300))
