@@ -73,7 +73,8 @@ def predict_command(
     printed), and with --log nothing of the bad row's chunk or later is logged — earlier
     chunks stay logged, and the message says how many rows.
     """
-    from mlrig.data.chunks import TableWriter, open_table, output_format
+    from mlrig.data.chunks import open_table
+    from mlrig.data.table_writer import TableWriter, output_format
     from mlrig.errors import DataValidationError
     from mlrig.serving.batch_model import load_predictor
     from mlrig.serving.batch_scoring import BadColumns, ChunkScorer
@@ -110,14 +111,6 @@ def predict_command(
             f"({done / max(seconds, 1e-9):,.0f} rows/s{note}) → {where}",
             err=True,
         )
-
-
-def _chunks(
-    table: TableFile, rows: int, types: Any, advance: Callable[[int], None] | None
-) -> Iterator[Any]:
-    from mlrig.data.chunks import read_chunks
-
-    return read_chunks(table, rows, types, advance)
 
 
 def _score_file(

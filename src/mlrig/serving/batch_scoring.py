@@ -103,12 +103,6 @@ class ChunkScorer:
         self.keep = tuple(keep)
         self.log = log
         self.generate_ids = log and self.id_column is None
-        self.output_columns = (
-            *([self.id_column or "id"] if self.id_column or self.generate_ids else []),
-            *self.keep,
-            PREDICTION,
-            *self._probability_names(),
-        )
 
     def read_types(self) -> dict[str, pa.DataType]:
         """Arrow types a CSV reader should give the columns: float64 features, text

@@ -1,17 +1,15 @@
-"""Chunked table files: reading CSV/Parquet in chunks, naming a row by its place in the file,
-and writing OUTPUT whole or not at all."""
+"""Chunked table files: reading CSV/Parquet in chunks, and naming a row by its place in the file."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pytest
 
-from mlrig.data.chunks import TableWriter, open_table, output_format, read_chunks
-from mlrig.errors import ConfigError, DataSourceError, DataValidationError
+from mlrig.data.chunks import open_table, read_chunks
+from mlrig.errors import DataSourceError, DataValidationError
 
 TYPES = {"a": pa.float64(), "id": pa.string()}
 
@@ -72,38 +70,6 @@ def test_unreadable_inputs_are_refused_by_name(tmp_path: Path, text: str, messag
         pass
     with pytest.raises(DataSourceError, match=r"nope\.csv: not found"), open_table("nope.csv"):
         pass
-
-
-def test_the_output_format_follows_the_extension() -> None:
-    assert output_format(None) == ("csv", ",")
-    assert output_format(Path("o.tsv")) == ("csv", "\t")
-    assert output_format(Path("o.PARQUET"))[0] == "parquet"
-    with pytest.raises(ConfigError, match=r"unknown extension '.json'"):
-        output_format(Path("o.json"))
-
-
-def test_output_is_written_whole_or_not_at_all(tmp_path: Path) -> None:
-    out = tmp_path / "o.csv"
-    out.write_text("earlier\n")
-    chunk = pa.table({"id": ["a,b"], "prediction": [1.5]})
-    writer = TableWriter(out)
-    writer.write(chunk)
-    writer.abort()  # a bad row later: the earlier OUTPUT stays, no temporary file is left
-    assert out.read_text() == "earlier\n" and list(tmp_path.iterdir()) == [out]
-    writer = TableWriter(out)
-    writer.write(chunk)
-    writer.write(chunk)
-    writer.commit()
-    assert out.read_text() == 'id,prediction\n"a,b",1.5\n"a,b",1.5\n'
-    stream = io.BytesIO()
-    to_stdout = TableWriter(None, stream)
-    to_stdout.write(chunk)
-    to_stdout.commit()
-    assert stream.getvalue().startswith(b"id,prediction\n")
-    parquet = TableWriter(tmp_path / "o.parquet")
-    parquet.write(chunk)
-    parquet.commit()
-    assert pd.read_parquet(tmp_path / "o.parquet")["prediction"].tolist() == [1.5]
 
 
 def test_quoted_line_breaks_and_separators_survive_any_block_boundary(tmp_path: Path) -> None:
