@@ -105,6 +105,9 @@ class TableWriter:
                 if self._writer is None:
                     self._open(table.schema)
                 self._writer.write_table(table)
+            except OSError as exc:  # a full disk, a folder that cannot be made, a closed pipe
+                where = self.path or "stdout"
+                self._error = ConfigError(f"output {where}: cannot write ({exc.strerror or exc})")
             except BaseException as exc:
                 self._error = exc
 

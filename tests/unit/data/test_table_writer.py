@@ -44,3 +44,12 @@ def test_output_is_written_whole_or_not_at_all(tmp_path: Path) -> None:
     parquet.write(chunk)
     parquet.commit()
     assert pd.read_parquet(tmp_path / "o.parquet")["prediction"].tolist() == [1.5]
+
+
+def test_an_output_that_cannot_be_written_is_named(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    writer = TableWriter(blocked / "o.csv")  # a folder that cannot be made: a file is there
+    writer.write(pa.table({"prediction": [1.0]}))
+    with pytest.raises(ConfigError, match=r"output .*/file/o\.csv: cannot write"):
+        writer.commit()
