@@ -3,6 +3,7 @@ real CLI process on a real trained home; and `mlrig.predict(frame)` in-process."
 
 from __future__ import annotations
 
+import io
 import threading
 from collections.abc import Iterator
 from functools import partial
@@ -13,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import predictor_of, run_cli, stored_predictions, wine_frame
+from tests.conftest import predictor_of, run_cli, stored_predictions, wine_frame, write_taxi_parquet
 
 pytestmark = pytest.mark.slow  # each CLI run loads MLflow and the model (≈5-10 s)
 
@@ -206,3 +207,50 @@ def test_a_classifier_file_gets_its_probability_column(tmp_path: Path) -> None:
     predictor = predictor_of(home)
     proba = predictor.predict(frame[list(predictor.features)].to_numpy(dtype=np.float64))[1]
     np.testing.assert_allclose(scored["probability"], proba[:, 1], rtol=1e-12)
+
+
+def test_categorical_zones_score_the_same_from_parquet_integers_and_csv_text(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / ".mlrig"
+    data = write_taxi_parquet(tmp_path / "green_tripdata_2021-01.parquet", n=300)
+    config = tmp_path / "taxi.toml"
+    config.write_text(
+        f'[data]\nsource = "{data}"\ntarget = "duration"\n'
+        'features = ["PULocationID", "DOLocationID", "trip_distance"]\n'
+        'categorical = ["PULocationID", "DOLocationID"]\n'
+        'drop = ["lpep_pickup_datetime", "lpep_dropoff_datetime"]\n'
+        '[train]\nmodel = "ridge"\nparams = { alpha = 1.0 }\n'
+        '[tracking]\nmodel_name = "taxi-duration"\n'
+    )
+    done = run_cli("run", "--home", str(home), "--config", str(config), "--quiet")
+    assert done.returncode == 0, done.stderr
+    # the training file as it is: integer zones, timestamps and the target copied with --keep
+    keep = ("lpep_pickup_datetime", "lpep_dropoff_datetime", "duration")
+    out = tmp_path / "scored.parquet"
+    args = [a for k in keep for a in ("--keep", k)]
+    done = run_cli(
+        "predict", str(data), "-o", str(out), *args, "-c", str(config), "--home", str(home)
+    )
+    assert done.returncode == 0, done.stderr
+    scored = pd.read_parquet(out)
+    rides = pd.read_parquet(data)
+    assert list(scored.columns) == [*keep, "prediction"]
+    assert scored["lpep_pickup_datetime"].equals(rides["lpep_pickup_datetime"])
+    predictor = predictor_of(home, "taxi-duration@champion")
+    x = np.empty((len(rides), 3), dtype=object)
+    x[:, 0] = rides["PULocationID"].astype(str)
+    x[:, 1] = rides["DOLocationID"].astype(str)
+    x[:, 2] = rides["trip_distance"].astype(float)
+    np.testing.assert_allclose(scored["prediction"], predictor.predict(x)[0], rtol=1e-12)
+    # the zoomcamp's ride_id next to the features, zones as CSV text
+    csv = rides[["PULocationID", "DOLocationID", "trip_distance"]].copy()
+    csv.insert(0, "ride_id", [f"2021/01/{i}" for i in range(len(csv))])
+    csv.to_csv(tmp_path / "rides.csv", index=False)
+    done = run_cli(
+        "predict", str(tmp_path / "rides.csv"), "-m", "taxi-duration@champion", "--home", str(home)
+    )
+    assert done.returncode == 0, done.stderr
+    from_csv = pd.read_csv(io.StringIO(done.stdout))
+    assert from_csv["ride_id"].tolist() == csv["ride_id"].tolist()
+    np.testing.assert_allclose(from_csv["prediction"], scored["prediction"], rtol=1e-12)
