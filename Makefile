@@ -35,6 +35,7 @@ bench: install  ## benchmarks (never run alongside tests or another benchmark)
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/tuning.py
 	$(BIN)/python bench/serving.py
+	$(BIN)/python bench/batch.py
 	$(BIN)/python bench/monitoring.py
 	$(BIN)/python bench/loop.py
 	$(BIN)/python bench/team.py

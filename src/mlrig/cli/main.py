@@ -16,6 +16,7 @@ from mlrig.cli import (
     loop,
     models,
     monitor,
+    predict,
     predictions,
     run,
     schedule,
@@ -37,6 +38,7 @@ app.command("run")(run.run_command)
 app.command("tune")(tune.tune_command)
 app.command("ui")(ui.ui_command)
 app.command("serve")(serve.serve_command)
+app.command("predict")(predict.predict_command)
 app.command("monitor")(monitor.monitor_command)
 app.command("retrain")(loop.retrain_command)
 app.command("loop")(loop.loop_command)
