@@ -8,11 +8,11 @@ doubt goes to pandera, which decides and words the errors.
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from mlrig.data.id_columns import id_names
 from mlrig.data.schema import FeatureSchema, Task
 from mlrig.errors import DataValidationError
 
@@ -115,11 +115,7 @@ def _id_columns(frame: pd.DataFrame, contract: Contract) -> list[str]:
     serving reads the same names as the request's id (mlrig.predictions.ids.id_field), so a
     model trained on one could never be sent it. A column listed in ``features`` stays one."""
     listed = set(contract.features or ()) | {contract.target, *contract.drop}
-    found = [
-        str(c)
-        for c in frame.columns
-        if c not in listed and any(fnmatch.fnmatchcase(str(c), p) for p in contract.id_columns)
-    ]
+    found = id_names([str(c) for c in frame.columns], listed, contract.id_columns)
     if found:
         log.info("id column(s) %s: not used as features", ", ".join(map(repr, found)))
     return found

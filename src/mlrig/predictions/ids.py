@@ -9,9 +9,10 @@ that sent it.
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Collection, Iterable, Sequence
+
+from mlrig.data.id_columns import DEFAULT_ID_FIELDS, id_names
 
 MAX_ID_CHARS = 128  # the store's id columns are String(128)
 # Unicode's control characters (category Cc: C0, DEL, C1) and lone surrogates (Cs).
@@ -51,22 +52,13 @@ def check_client_id(value: object) -> str:
     return value
 
 
-# Names a request field or an input column is read as the record's id by (fnmatch patterns,
-# case-sensitive): the seeds send "id" (ml-pipes) and "ride_id" (the zoomcamp).
-DEFAULT_ID_FIELDS = ("id", "*_id")
-
 
 def id_field(
     names: Iterable[str], features: Collection[str], patterns: Sequence[str] = DEFAULT_ID_FIELDS
 ) -> str | None:
-    """The one name in ``names`` that carries the record id: it matches one of ``patterns``
-    and is not one of the model's ``features`` (a feature named ``store_id`` stays a feature).
-    None when there is none; ValueError naming both when two names qualify. Pure."""
-    found = [
-        n
-        for n in names
-        if n not in features and any(fnmatch.fnmatchcase(n, p) for p in patterns)
-    ]
+    """The one name in ``names`` that carries the record id (mlrig.data.id_columns): None when
+    there is none; ValueError naming both when two names qualify. Pure."""
+    found = id_names(names, features, patterns)
     if len(found) > 1:
         raise ValueError(f"two fields could be the id: {found[0]!r} and {found[1]!r}")
     return found[0] if found else None
