@@ -434,3 +434,17 @@ def kserve_client() -> object:
     import kserve
 
     return kserve
+
+
+def write_taxi_config(path: Path, data: Path) -> Path:
+    """The zoomcamp's model as an mlrig config: a ridge on two categorical zones and the trip
+    distance, registered as ``taxi-duration``."""
+    path.write_text(
+        f'[data]\nsource = "{data}"\ntarget = "duration"\n'
+        'features = ["PULocationID", "DOLocationID", "trip_distance"]\n'
+        'categorical = ["PULocationID", "DOLocationID"]\n'
+        'drop = ["lpep_pickup_datetime", "lpep_dropoff_datetime"]\n'
+        '[train]\nmodel = "ridge"\nparams = { alpha = 1.0 }\n'
+        '[tracking]\nmodel_name = "taxi-duration"\n'
+    )
+    return path

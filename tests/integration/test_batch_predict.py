@@ -14,7 +14,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import predictor_of, run_cli, stored_predictions, wine_frame, write_taxi_parquet
+from tests.conftest import (
+    predictor_of,
+    run_cli,
+    stored_predictions,
+    wine_frame,
+    write_taxi_config,
+    write_taxi_parquet,
+)
 
 pytestmark = pytest.mark.slow  # each CLI run loads MLflow and the model (≈5-10 s)
 
@@ -214,15 +221,7 @@ def test_categorical_zones_score_the_same_from_parquet_integers_and_csv_text(
 ) -> None:
     home = tmp_path / ".mlrig"
     data = write_taxi_parquet(tmp_path / "green_tripdata_2021-01.parquet", n=300)
-    config = tmp_path / "taxi.toml"
-    config.write_text(
-        f'[data]\nsource = "{data}"\ntarget = "duration"\n'
-        'features = ["PULocationID", "DOLocationID", "trip_distance"]\n'
-        'categorical = ["PULocationID", "DOLocationID"]\n'
-        'drop = ["lpep_pickup_datetime", "lpep_dropoff_datetime"]\n'
-        '[train]\nmodel = "ridge"\nparams = { alpha = 1.0 }\n'
-        '[tracking]\nmodel_name = "taxi-duration"\n'
-    )
+    config = write_taxi_config(tmp_path / "taxi.toml", data)
     done = run_cli("run", "--home", str(home), "--config", str(config), "--quiet")
     assert done.returncode == 0, done.stderr
     # the training file as it is: integer zones, timestamps and the target copied with --keep

@@ -9,7 +9,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from tests.conftest import Server, run_cli, write_taxi_parquet
+from tests.conftest import Server, run_cli, write_taxi_config, write_taxi_parquet
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -83,15 +83,7 @@ def test_taxi_parquet_with_categorical_zones_trains_and_serves_raw_records(
     tmp_path: Path, home: Path
 ) -> None:
     data = write_taxi_parquet(tmp_path / "green_tripdata_2021-01.parquet")
-    config = tmp_path / "taxi.toml"
-    config.write_text(
-        f'[data]\nsource = "{data}"\ntarget = "duration"\n'
-        'features = ["PULocationID", "DOLocationID", "trip_distance"]\n'
-        'categorical = ["PULocationID", "DOLocationID"]\n'
-        'drop = ["lpep_pickup_datetime", "lpep_dropoff_datetime"]\n'
-        '[train]\nmodel = "ridge"\nparams = { alpha = 1.0 }\n'
-        '[tracking]\nmodel_name = "taxi-duration"\n'
-    )
+    config = write_taxi_config(tmp_path / "taxi.toml", data)
     onehot = _run(home, "--config", str(config))
     assert onehot["categorical"] == ["PULocationID", "DOLocationID"]
     assert onehot["task"] == "regression" and onehot["metrics"]["r2"] > 0.9

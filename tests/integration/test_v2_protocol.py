@@ -15,7 +15,14 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
-from tests.conftest import WINE_ROW, Server, run_cli, stored_predictions, write_taxi_parquet
+from tests.conftest import (
+    WINE_ROW,
+    Server,
+    run_cli,
+    stored_predictions,
+    write_taxi_config,
+    write_taxi_parquet,
+)
 
 NAME = "wine-quality"
 FEATURES = list(WINE_ROW)
@@ -227,15 +234,7 @@ def test_hot_swap_moves_v2_answers_and_metadata(
 @pytest.mark.slow
 def test_categorical_bytes_inputs_on_a_taxi_model(tmp_path: Path, home: Path) -> None:
     data = write_taxi_parquet(tmp_path / "green_tripdata_2021-01.parquet")
-    config = tmp_path / "taxi.toml"
-    config.write_text(
-        f'[data]\nsource = "{data}"\ntarget = "duration"\n'
-        'features = ["PULocationID", "DOLocationID", "trip_distance"]\n'
-        'categorical = ["PULocationID", "DOLocationID"]\n'
-        'drop = ["lpep_pickup_datetime", "lpep_dropoff_datetime"]\n'
-        '[train]\nmodel = "ridge"\nparams = { alpha = 1.0 }\n'
-        '[tracking]\nmodel_name = "taxi-duration"\n'
-    )
+    config = write_taxi_config(tmp_path / "taxi.toml", data)
     done = run_cli("run", "--home", str(home), "--config", str(config), "--quiet")
     assert done.returncode == 0, done.stderr
     server = Server(home, env={"MLRIG_SERVING__MODEL": "taxi-duration@champion"})

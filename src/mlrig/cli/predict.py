@@ -153,15 +153,9 @@ def _bad_row(table: TableFile, before: int, exc: Any) -> Exception:
 
 
 def _open_store(settings: Any) -> Any:
-    from mlrig.predictions.store import PredictionStore
+    from mlrig.predictions.store import open_store
 
-    store = PredictionStore(settings.predictions_url)
-    try:
-        store.create_schema()
-    except BaseException:
-        store.close()
-        raise
-    return store
+    return open_store(settings.predictions_url)
 
 
 class _NoProgress:

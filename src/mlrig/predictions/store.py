@@ -441,3 +441,15 @@ def _sqlite_stamp(when: dt.datetime) -> str:
 
 def _safe(url: str) -> str:
     return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+def open_store(url: str) -> PredictionStore:
+    """The store at ``url`` with its schema up to date; StoreUnavailableError (the URL without
+    its password) when the database does not answer."""
+    store = PredictionStore(url)
+    try:
+        store.create_schema()
+    except BaseException:
+        store.close()
+        raise
+    return store

@@ -8,6 +8,7 @@ import os
 from mlrig.config import Settings, load_settings
 from mlrig.predictions.spool import Spool, ensure_dir, spool_file
 from mlrig.predictions.store import PredictionStore
+from mlrig.predictions.store import open_store as open_predictions
 from mlrig.predictions.writer import GroupCommitWriter
 from mlrig.serving.app import create_app
 from mlrig.serving.fastpath import FastPath
@@ -20,13 +21,7 @@ def open_store(settings: Settings) -> PredictionStore:
     """The prediction store, schema up to date; StoreUnavailableError (its URL without the
     password) when the database does not answer. The spool covers outages while serving, not
     at start: a server that has never reached its store may be pointed at the wrong one."""
-    store = PredictionStore(settings.predictions_url)
-    try:
-        store.create_schema()
-    except BaseException:
-        store.close()
-        raise
-    return store
+    return open_predictions(settings.predictions_url)
 
 
 def build_app(settings: Settings) -> FastPath:

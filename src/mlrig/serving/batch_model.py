@@ -8,8 +8,8 @@ from __future__ import annotations
 from mlrig.config import Settings
 from mlrig.serving.follower import ModelFollower
 from mlrig.serving.predictor import Predictor
-from mlrig.serving.startup import Registry
-from mlrig.tracking.loading import LoadTrust, load_model, load_model_uri
+from mlrig.serving.startup import Registry, uri_follower
+from mlrig.tracking.loading import LoadTrust, load_model
 
 
 def load_predictor(settings: Settings, ref: str | None = None) -> Predictor:
@@ -19,17 +19,7 @@ def load_predictor(settings: Settings, ref: str | None = None) -> Predictor:
     cfg = settings.serving
     trust = LoadTrust.from_settings(cfg)
     if ref is None and cfg.model_uri:
-        uri = cfg.model_uri
-        follower = ModelFollower(
-            uri,
-            loader=lambda r: load_model_uri(
-                r, settings.tracking_uri, settings.tracking.model_name, trust
-            ),
-            resolver=None,
-            max_rows=cfg.max_batch_rows,
-            call_timeout_s=cfg.registry_timeout,
-        )
-        return follower.load_now()
+        return uri_follower(settings, cfg.model_uri).load_now()
     registry = Registry(settings)
     follower = ModelFollower(
         ref or settings.served_model,

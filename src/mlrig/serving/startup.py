@@ -68,23 +68,29 @@ class Registry:
 _NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
 
 
+def uri_follower(settings: Settings, uri: str) -> ModelFollower:
+    """A follower of a fixed model URI (``serving.model_uri``): no registry, nothing to follow."""
+    cfg = settings.serving
+    trust = LoadTrust.from_settings(cfg)
+    return ModelFollower(
+        uri,
+        loader=lambda ref: load_model_uri(
+            ref, settings.tracking_uri, settings.tracking.model_name, trust
+        ),
+        resolver=None,
+        max_rows=cfg.max_batch_rows,
+        call_timeout_s=cfg.registry_timeout,
+        id_fields=cfg.id_fields,
+    )
+
+
 def open_follower(settings: Settings, registry: Registry | None = None) -> ModelFollower:
     """A follower already serving a model; raises TrackingError / ModelNotFoundError /
     ModelRefusedError when neither the registry, nor the cache, nor the URI gives one."""
     cfg = settings.serving
     trust = LoadTrust.from_settings(cfg)
     if cfg.model_uri:
-        uri = cfg.model_uri
-        follower = ModelFollower(
-            uri,
-            loader=lambda ref: load_model_uri(
-                ref, settings.tracking_uri, settings.tracking.model_name, trust
-            ),
-            resolver=None,
-            max_rows=cfg.max_batch_rows,
-            call_timeout_s=cfg.registry_timeout,
-            id_fields=cfg.id_fields,
-        )
+        follower = uri_follower(settings, cfg.model_uri)
         follower.load_now()
         return follower
     registry = registry or Registry(settings)
