@@ -444,7 +444,7 @@ def write_taxi_config(path: Path, data: Path) -> Path:
         'features = ["PULocationID", "DOLocationID", "trip_distance"]\n'
         'categorical = ["PULocationID", "DOLocationID"]\n'
         'drop = ["lpep_pickup_datetime", "lpep_dropoff_datetime"]\n'
-        '[train]\nmodel = "ridge"\nparams = { alpha = 1.0 }\n'
+        '[train]\nmodel = "ridge"\nparams = { alpha = 1.0 }\nplots = false\n'
         '[tracking]\nmodel_name = "taxi-duration"\n'
     )
     return path

@@ -18,7 +18,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Server, run_cli, stored_predictions, write_taxi_parquet
+from tests.conftest import (
+    Server,
+    run_cli,
+    stored_predictions,
+    write_taxi_config,
+    write_taxi_parquet,
+)
 
 # lightweight-mlops-zoomcamp.md, lines 223-227 (the first request, a bare record)
 ZOOMCAMP_RIDE_V1 = b"""{
@@ -110,15 +116,7 @@ def taxi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The zoomcamp's model: trip duration from categorical zones and the distance."""
     root = tmp_path_factory.mktemp("taxi")
     data = write_taxi_parquet(root / "green_tripdata_2021-01.parquet")
-    config = root / "taxi.toml"
-    config.write_text(
-        f'[data]\nsource = "{data}"\ntarget = "duration"\n'
-        'features = ["PULocationID", "DOLocationID", "trip_distance"]\n'
-        'categorical = ["PULocationID", "DOLocationID"]\n'
-        'drop = ["lpep_pickup_datetime", "lpep_dropoff_datetime"]\n'
-        '[train]\nmodel = "ridge"\nparams = { alpha = 1.0 }\nplots = false\n'
-        '[tracking]\nmodel_name = "taxi-duration"\n'
-    )
+    config = write_taxi_config(root / "taxi.toml", data)
     _train(root / ".mlrig", config)
     server = _serve(root / ".mlrig", "taxi-duration@champion")
     yield server

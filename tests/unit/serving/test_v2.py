@@ -35,19 +35,6 @@ def classifier() -> Predictor:
     return Predictor(LoadedModel(model, "c", "1", None, FEATURES, task=task), max_rows=5)
 
 
-@pytest.fixture
-def zoned() -> Predictor:
-    """A Pipeline with a categorical column, as `mlrig run` builds it."""
-    from mlrig.data.schema import FeatureSchema
-    from mlrig.training.train import ModelSpec, fit_model
-
-    frame = pd.DataFrame({"zone": ["132", "7", "132", "48"] * 5, "km": [1.0, 2.0, 3.0, 4.0] * 5})
-    y = frame["km"] * 2 + (frame["zone"] == "132") * 5
-    schema = FeatureSchema(("zone", "km"), "y", ("zone",))
-    model = fit_model(frame, y, schema, ModelSpec("ridge", {"alpha": 0.01}))
-    return Predictor(LoadedModel(model, "taxi", "1", None, ("zone", "km"), ("zone",)), max_rows=10)
-
-
 def _t(name: str, data: list[object], datatype: str = "FP64", shape: list[int] | None = None):  # type: ignore[no-untyped-def]
     return {"name": name, "shape": shape or [len(data)], "datatype": datatype, "data": data}
 
